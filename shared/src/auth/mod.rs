@@ -1,0 +1,10 @@
+//! JWT bearer authentication: the one gate every endpoint passes. Owns the RFC 6750 rejection rules.
+
+mod authenticator;
+mod claims;
+mod error;
+mod jwks;
+
+pub use authenticator::{Authenticator, MAX_TOKEN_BYTES};
+pub use claims::Principal;
+pub use error::AuthError;

@@ -1,0 +1,12 @@
+//! Typed configuration read once from the environment; a missing or bad value stops start-up with a message
+//! naming the variable. Each component composes the sections it needs.
+
+mod auth;
+mod env;
+mod redis;
+mod update;
+
+pub use auth::{AuthConfig, JwtKeySource};
+pub use env::{ConfigError, Env};
+pub use redis::RedisConfig;
+pub use update::UpdateConfig;

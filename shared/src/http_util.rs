@@ -1,0 +1,39 @@
+//! Small HTTP helpers shared by the Lambda handlers: reading the bearer header, JSON and problem responses.
+
+use http::{HeaderMap, HeaderValue, StatusCode, header};
+use lambda_http::{Body, Response};
+use serde::Serialize;
+
+use crate::problem::ApiError;
+
+/// The `Authorization` header as text, if present and readable.
+pub fn authorization(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+}
+
+/// A JSON response carrying the request id.
+pub fn json_response<T: Serialize>(
+    status: StatusCode,
+    body: &T,
+    request_id: &str,
+) -> Response<Body> {
+    let mut response = Response::new(Body::Text(serde_json::to_string(body).unwrap_or_default()));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Ok(id) = HeaderValue::from_str(request_id) {
+        headers.insert("x-request-id", id);
+    }
+    response
+}
+
+/// The problem+json response for `error`.
+pub fn problem_response(error: &ApiError, request_id: &str) -> Response<Body> {
+    error.to_response(Some(request_id)).map(Body::Text)
+}

@@ -1,0 +1,56 @@
+//! The Redis key layout of DESIGN §4. Every key carries the `{sb}` hash tag so one leaderboard's keys
+//! share a cluster slot and scripts may touch them together.
+
+/// The stream the update function appends to.
+pub const UPDATES: &str = "{sb}:updates";
+/// Entries that failed validation or too many deliveries, with the reason.
+pub const DLQ: &str = "{sb}:dlq";
+/// Sorted set of every user's total.
+pub const LEADERBOARD: &str = "{sb}:lb";
+/// Hash of user id → display name.
+pub const NAMES: &str = "{sb}:names";
+/// The current snapshot JSON.
+pub const TOP: &str = "{sb}:top";
+/// Strictly increasing snapshot version.
+pub const VERSION: &str = "{sb}:version";
+/// Pub/Sub channel carrying each new snapshot.
+pub const EVENTS_CHANNEL: &str = "{sb}:events";
+/// The consumer group of the workers.
+pub const CONSUMER_GROUP: &str = "score-workers";
+/// Prefix of per-user rate-limit keys; see [`rate_limit`].
+pub const RATE_LIMIT_PREFIX: &str = "{sb}:rl:";
+
+/// Schema version written in each stream entry's `v` field.
+pub const STREAM_SCHEMA_VERSION: &str = "1";
+
+/// Rate-limit state of one user.
+pub fn rate_limit(user: &str) -> String {
+    format!("{RATE_LIMIT_PREFIX}{user}")
+}
+
+/// Idempotency record of one user's key.
+pub fn idempotency(user: &str, key: &str) -> String {
+    format!("{{sb}}:idem:{user}:{key}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_user_keys_keep_the_hash_tag() {
+        assert_eq!(rate_limit("u1"), "{sb}:rl:u1");
+        assert_eq!(idempotency("u1", "k-1"), "{sb}:idem:u1:k-1");
+        for key in [
+            UPDATES,
+            DLQ,
+            LEADERBOARD,
+            NAMES,
+            TOP,
+            VERSION,
+            EVENTS_CHANNEL,
+        ] {
+            assert!(key.starts_with("{sb}:"), "{key}");
+        }
+    }
+}

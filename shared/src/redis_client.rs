@@ -1,0 +1,22 @@
+//! Building the Redis connection once per process: lazy (a Redis that is down at start-up does not stop
+//! a Lambda from initialising), reconnecting, with connect and response timeouts. `rediss://` uses TLS.
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use secrecy::ExposeSecret;
+
+use crate::config::RedisConfig;
+
+/// Opens a lazily connecting, self-reconnecting connection.
+///
+/// # Errors
+/// When the URL cannot be parsed (already checked by [`RedisConfig::from_env`]).
+pub fn connect_lazy(config: &RedisConfig) -> redis::RedisResult<ConnectionManager> {
+    crate::tls::install_crypto_provider();
+    let client = redis::Client::open(config.url.expose_secret())?;
+    let manager_config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(config.connect_timeout))
+        .set_response_timeout(Some(config.response_timeout))
+        .set_number_of_retries(1)
+        .set_max_delay(std::time::Duration::from_millis(200));
+    ConnectionManager::new_lazy_with_config(client, manager_config)
+}

@@ -1,0 +1,10 @@
+//! Dev-only test kit: starts real servers (redis-server; later the MongoDB-protocol server and DynamoDB
+//! Local) on free loopback ports, each in its own temp dir, and stops them on drop.
+//!
+//! A server that cannot start is a test failure with a message saying what to install; nothing skips.
+
+mod process;
+mod redis_server;
+
+pub use process::{ServerProcess, free_port, wait_until};
+pub use redis_server::RedisServer;
