@@ -1,0 +1,20 @@
+//! The SSE fan-out container: one Redis Pub/Sub subscription per process feeds a `watch` of the latest
+//! snapshot, and every browser's `EventSource` stream reads from it. Also serves the demo page.
+
+pub mod config;
+mod demo;
+mod dev;
+pub mod events;
+pub mod hub;
+pub mod limits;
+mod problem;
+mod pubsub;
+mod server;
+pub mod shutdown;
+mod state;
+pub mod stream;
+pub mod telemetry;
+
+pub use config::SseConfig;
+pub use server::{app, run};
+pub use state::AppState;

@@ -1,0 +1,105 @@
+//! What every handler shares: config, the authenticator, the snapshot hub, the connection caps and the
+//! "closing" switch that ends every stream on shutdown. Built once per process.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use metrics_exporter_prometheus::PrometheusHandle;
+use scoreboard_shared::auth::Authenticator;
+use scoreboard_shared::config::ConfigError;
+use tokio::sync::watch;
+
+use crate::config::SseConfig;
+use crate::hub::Hub;
+use crate::limits::ConnectionLimiter;
+use crate::telemetry;
+
+/// Cheap to clone; shared by every request.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    config: SseConfig,
+    auth: Authenticator,
+    hub: Hub,
+    limiter: ConnectionLimiter,
+    closing: watch::Sender<bool>,
+    subscribed: AtomicBool,
+    prometheus: PrometheusHandle,
+    http: reqwest::Client,
+}
+
+impl AppState {
+    /// # Errors
+    /// When the configured JWT key cannot be used.
+    pub fn new(config: SseConfig) -> Result<Self, ConfigError> {
+        scoreboard_shared::tls::install_crypto_provider();
+        let auth = Authenticator::new(&config.auth)?;
+        let limiter =
+            ConnectionLimiter::new(config.max_connections, config.max_connections_per_user);
+        let http = reqwest::Client::builder()
+            .connect_timeout(std::time::Duration::from_secs(2))
+            .timeout(std::time::Duration::from_secs(30))
+            .build()
+            .map_err(|_| ConfigError::new("DEV_UPDATE_URL", "cannot build an HTTP client"))?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                config,
+                auth,
+                hub: Hub::new(),
+                limiter,
+                closing: watch::channel(false).0,
+                subscribed: AtomicBool::new(false),
+                prometheus: telemetry::prometheus(),
+                http,
+            }),
+        })
+    }
+
+    pub fn config(&self) -> &SseConfig {
+        &self.inner.config
+    }
+
+    pub fn auth(&self) -> &Authenticator {
+        &self.inner.auth
+    }
+
+    pub fn hub(&self) -> &Hub {
+        &self.inner.hub
+    }
+
+    pub fn limiter(&self) -> &ConnectionLimiter {
+        &self.inner.limiter
+    }
+
+    pub fn prometheus(&self) -> &PrometheusHandle {
+        &self.inner.prometheus
+    }
+
+    /// The HTTP client of the dev update proxy.
+    pub fn http(&self) -> &reqwest::Client {
+        &self.inner.http
+    }
+
+    /// Flips to `true` once when the process starts shutting down.
+    pub fn closing(&self) -> watch::Receiver<bool> {
+        self.inner.closing.subscribe()
+    }
+
+    /// Ends every stream and the Pub/Sub loop.
+    pub fn close(&self) {
+        self.inner.closing.send_replace(true);
+    }
+
+    /// Whether the Pub/Sub subscription is up.
+    pub fn is_subscribed(&self) -> bool {
+        self.inner.subscribed.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_subscribed(&self, up: bool) {
+        self.inner.subscribed.store(up, Ordering::Relaxed);
+    }
+}

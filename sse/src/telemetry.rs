@@ -1,0 +1,62 @@
+//! Prometheus metrics of the SSE process (one recorder per process) and the request span that records the
+//! path only: the query string may carry `access_token`, so it is never logged.
+
+use std::sync::OnceLock;
+
+use axum::extract::Request;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tracing::Span;
+
+/// Open streams now.
+pub const CONNECTIONS: &str = "sse_connections";
+/// Streams refused, by `reason` (`process_cap`, `user_cap`, `unauthorized`).
+pub const REJECTED: &str = "sse_connections_rejected_total";
+/// `leaderboard` events written to clients.
+pub const EVENTS_SENT: &str = "sse_events_sent_total";
+/// Versions a client never saw because a newer one replaced them first.
+pub const VERSIONS_SKIPPED: &str = "sse_versions_skipped_total";
+/// Times the Pub/Sub subscription was (re)established after a loss.
+pub const PUBSUB_RECONNECTS: &str = "sse_pubsub_reconnects_total";
+/// The snapshot version this process holds.
+pub const SNAPSHOT_VERSION: &str = "sse_snapshot_version";
+
+/// The process-wide Prometheus handle, installing the recorder on first use.
+pub fn prometheus() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new().build_recorder();
+            let handle = recorder.handle();
+            // Fails only when another recorder is installed; the handle still renders (empty) then.
+            let _ = metrics::set_global_recorder(recorder);
+            describe();
+            handle
+        })
+        .clone()
+}
+
+fn describe() {
+    metrics::describe_gauge!(CONNECTIONS, "open SSE streams");
+    metrics::describe_counter!(REJECTED, "SSE streams refused, by reason");
+    metrics::describe_counter!(EVENTS_SENT, "leaderboard events written to clients");
+    metrics::describe_counter!(VERSIONS_SKIPPED, "versions clients skipped (slow or late)");
+    metrics::describe_counter!(PUBSUB_RECONNECTS, "Pub/Sub resubscriptions after a loss");
+    metrics::describe_gauge!(SNAPSHOT_VERSION, "snapshot version held by this process");
+}
+
+pub fn snapshot_version(version: u64) {
+    metrics::gauge!(SNAPSHOT_VERSION).set(version as f64);
+}
+
+pub fn rejected(reason: &'static str) {
+    metrics::counter!(REJECTED, "reason" => reason).increment(1);
+}
+
+/// The span of one request: method and path, never the query.
+pub fn request_span(request: &Request) -> Span {
+    tracing::info_span!(
+        "request",
+        method = %request.method(),
+        path = %request.uri().path(),
+    )
+}
