@@ -84,6 +84,9 @@ impl ApiError {
 
     fn slug_and_title(&self) -> (&'static str, &'static str) {
         match self {
+            Self::Unauthorized(AuthError::KeysUnavailable) => {
+                ("unavailable", "Service unavailable")
+            }
             Self::Unauthorized(_) => ("unauthorized", "Authentication required"),
             Self::InsufficientScope(_) => ("insufficient-scope", "Insufficient scope"),
             Self::Validation(_) => ("validation", "Invalid request"),
@@ -154,6 +157,9 @@ impl ApiError {
             .header(header::CONTENT_TYPE, PROBLEM_JSON)
             .header(header::CACHE_CONTROL, "no-store");
         match self {
+            Self::Unauthorized(AuthError::KeysUnavailable) => {
+                builder = builder.header(header::RETRY_AFTER, 1);
+            }
             Self::Unauthorized(e) => {
                 builder = builder.header(header::WWW_AUTHENTICATE, e.www_authenticate());
             }

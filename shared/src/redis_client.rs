@@ -12,7 +12,16 @@ use crate::config::RedisConfig;
 /// When the URL cannot be parsed (already checked by [`RedisConfig::from_env`]).
 pub fn connect_lazy(config: &RedisConfig) -> redis::RedisResult<ConnectionManager> {
     crate::tls::install_crypto_provider();
-    let client = redis::Client::open(config.url.expose_secret())?;
+    let client = match &config.ca_cert_pem {
+        None => redis::Client::open(config.url.expose_secret())?,
+        Some(pem) => redis::Client::build_with_tls(
+            config.url.expose_secret(),
+            redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(pem.clone()),
+            },
+        )?,
+    };
     let manager_config = ConnectionManagerConfig::new()
         .set_connection_timeout(Some(config.connect_timeout))
         .set_response_timeout(Some(config.response_timeout))

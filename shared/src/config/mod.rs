@@ -4,9 +4,13 @@
 mod auth;
 mod env;
 mod redis;
+mod store;
 mod update;
+mod worker;
 
 pub use auth::{AuthConfig, JwtKeySource};
 pub use env::{ConfigError, Env};
 pub use redis::RedisConfig;
+pub use store::{DEFAULT_DEDUPE_WINDOW, DynamoConfig, MongoConfig, StoreConfig};
 pub use update::UpdateConfig;
+pub use worker::WorkerConfig;

@@ -13,6 +13,8 @@ pub struct RedisConfig {
     pub url: SecretString,
     pub connect_timeout: Duration,
     pub response_timeout: Duration,
+    /// PEM root certificate(s) to trust for `rediss://` instead of the public roots (`REDIS_CA_CERT_FILE`).
+    pub ca_cert_pem: Option<Vec<u8>>,
 }
 
 impl RedisConfig {
@@ -31,7 +33,14 @@ impl RedisConfig {
         }
         let connect_ms = env.parse_in("REDIS_CONNECT_TIMEOUT_MS", 1_000u64, 10..=60_000)?;
         let response_ms = env.parse_in("REDIS_RESPONSE_TIMEOUT_MS", 1_000u64, 10..=60_000)?;
+        let ca_cert_pem = match env.optional("REDIS_CA_CERT_FILE") {
+            None => None,
+            Some(path) => Some(std::fs::read(&path).map_err(|e| {
+                ConfigError::new("REDIS_CA_CERT_FILE", format!("cannot read {path}: {e}"))
+            })?),
+        };
         Ok(Self {
+            ca_cert_pem,
             url: url.into(),
             connect_timeout: Duration::from_millis(connect_ms),
             response_timeout: Duration::from_millis(response_ms),
@@ -49,6 +58,18 @@ mod tests {
         let err = RedisConfig::from_env(&env).unwrap_err();
         assert_eq!(err.var, "REDIS_URL");
         assert!(!err.to_string().contains("hunter2"));
+    }
+
+    #[test]
+    fn unreadable_ca_file_is_named() {
+        let env = Env::from_pairs([
+            ("REDIS_URL", "rediss://cache.example.com:6379"),
+            ("REDIS_CA_CERT_FILE", "/nonexistent/ca.pem"),
+        ]);
+        assert_eq!(
+            RedisConfig::from_env(&env).unwrap_err().var,
+            "REDIS_CA_CERT_FILE"
+        );
     }
 
     #[test]

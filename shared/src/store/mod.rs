@@ -6,6 +6,14 @@ use std::fmt::Debug;
 use async_trait::async_trait;
 use futures::stream::BoxStream;
 
+mod factory;
+#[cfg(feature = "dynamodb")]
+pub mod dynamo;
+#[cfg(feature = "mongodb")]
+pub mod mongo;
+
+pub use factory::{ConnectError, connect};
+
 /// One accepted update as the store sees it: the stream entry id and its increment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoreEvent {

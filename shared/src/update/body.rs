@@ -32,11 +32,16 @@ pub fn parse_increment(
     if !is_json(content_type) {
         return Err(ApiError::UnsupportedMediaType);
     }
-    let parsed: UpdateBody = serde_json::from_slice(body).map_err(|e| {
+    let shape_error = |reason: &dyn std::fmt::Display| {
         ApiError::Validation(format!(
-            "body must be {{\"scoreIncrement\": <integer>}}: {e}"
+            "body must be {{\"scoreIncrement\": <integer>}}: {reason}"
         ))
-    })?;
+    };
+    // serde would also read the struct from a JSON array; only an object is accepted.
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(shape_error(&"not a JSON object"));
+    }
+    let parsed: UpdateBody = serde_json::from_slice(body).map_err(|e| shape_error(&e))?;
     let range_msg = || format!("scoreIncrement must be an integer from 1 to {max_increment}");
     let number = match &parsed.score_increment {
         serde_json::Value::Number(n) => n,

@@ -1,0 +1,169 @@
+//! The table layout and its idempotent setup: one table keyed by a string `pk`, holding user items
+//! (`user#<id>`: `userId`, `score`, `name`, `updatedAt`) and event marker items (`event#<id>`: `userId`,
+//! `inc`, `expiresAt`), on-demand billing, TTL on `expiresAt` so markers expire and user items never do.
+
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, TableStatus,
+    TimeToLiveSpecification, TimeToLiveStatus,
+};
+
+use super::retry::{RetryPolicy, describe, is_transient};
+use crate::store::StoreError;
+
+/// The partition key attribute (string).
+pub(crate) const PK: &str = "pk";
+/// Prefix of user item keys.
+pub(crate) const USER_PREFIX: &str = "user#";
+/// Prefix of event marker item keys.
+pub(crate) const EVENT_PREFIX: &str = "event#";
+pub(crate) const USER_ID: &str = "userId";
+pub(crate) const SCORE: &str = "score";
+pub(crate) const NAME: &str = "name";
+pub(crate) const UPDATED_AT: &str = "updatedAt";
+pub(crate) const INCREMENT: &str = "inc";
+/// The TTL attribute (epoch seconds), set on marker items only.
+pub(crate) const EXPIRES_AT: &str = "expiresAt";
+
+/// How long `ensure_table` waits for a new table to become `ACTIVE`.
+const ACTIVE_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Creates the table if it does not exist, waits until it is `ACTIVE` and enables TTL on `expiresAt`.
+/// Safe to run any number of times, also concurrently.
+///
+/// # Errors
+/// When the service cannot be reached, refuses, or the table does not become active in time.
+pub(crate) async fn ensure_table(
+    client: &Client,
+    table: &str,
+    retry: &RetryPolicy,
+) -> Result<(), StoreError> {
+    create_if_missing(client, table, retry).await?;
+    wait_active(client, table, retry).await?;
+    enable_ttl(client, table, retry).await
+}
+
+async fn create_if_missing(
+    client: &Client,
+    table: &str,
+    retry: &RetryPolicy,
+) -> Result<(), StoreError> {
+    let key = KeySchemaElement::builder()
+        .attribute_name(PK)
+        .key_type(KeyType::Hash)
+        .build()
+        .map_err(|e| StoreError::Unexpected(e.to_string()))?;
+    let attr = AttributeDefinition::builder()
+        .attribute_name(PK)
+        .attribute_type(ScalarAttributeType::S)
+        .build()
+        .map_err(|e| StoreError::Unexpected(e.to_string()))?;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let result = client
+            .create_table()
+            .table_name(table)
+            .key_schema(key.clone())
+            .attribute_definitions(attr.clone())
+            .billing_mode(BillingMode::PayPerRequest)
+            .send()
+            .await;
+        match result {
+            Ok(_) => {
+                tracing::info!(table, "created DynamoDB table");
+                return Ok(());
+            }
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_in_use_exception()) => {
+                return Ok(());
+            }
+            Err(e) if is_transient(&e) && attempt < retry.max_attempts => {
+                tokio::time::sleep(retry.delay(attempt)).await;
+            }
+            Err(e) => return Err(StoreError::Unavailable(format!("CreateTable: {}", describe(&e)))),
+        }
+    }
+}
+
+async fn wait_active(client: &Client, table: &str, retry: &RetryPolicy) -> Result<(), StoreError> {
+    let deadline = Instant::now() + ACTIVE_TIMEOUT;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match client.describe_table().table_name(table).send().await {
+            Ok(out) => {
+                let status = out.table().and_then(|t| t.table_status());
+                if status == Some(&TableStatus::Active) {
+                    return Ok(());
+                }
+                tracing::debug!(table, ?status, "waiting for table to become active");
+            }
+            Err(e) if is_transient(&e) && attempt < retry.max_attempts => {}
+            Err(e) => {
+                return Err(StoreError::Unavailable(format!("DescribeTable: {}", describe(&e))));
+            }
+        }
+        if Instant::now() >= deadline {
+            return Err(StoreError::Unavailable(format!(
+                "table {table} not ACTIVE within {ACTIVE_TIMEOUT:?}"
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+async fn enable_ttl(client: &Client, table: &str, retry: &RetryPolicy) -> Result<(), StoreError> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let current = client.describe_time_to_live().table_name(table).send().await;
+        let result = match current {
+            Ok(out) => {
+                let desc = out.time_to_live_description();
+                let status = desc.and_then(|d| d.time_to_live_status());
+                let attr = desc.and_then(|d| d.attribute_name());
+                if matches!(
+                    status,
+                    Some(TimeToLiveStatus::Enabled | TimeToLiveStatus::Enabling)
+                ) {
+                    if attr == Some(EXPIRES_AT) {
+                        return Ok(());
+                    }
+                    return Err(StoreError::Unexpected(format!(
+                        "table {table} has TTL on {attr:?}, expected {EXPIRES_AT}"
+                    )));
+                }
+                let spec = TimeToLiveSpecification::builder()
+                    .attribute_name(EXPIRES_AT)
+                    .enabled(true)
+                    .build()
+                    .map_err(|e| StoreError::Unexpected(e.to_string()))?;
+                client
+                    .update_time_to_live()
+                    .table_name(table)
+                    .time_to_live_specification(spec)
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| (is_transient(&e), format!("UpdateTimeToLive: {}", describe(&e))))
+            }
+            Err(e) => Err((
+                is_transient(&e),
+                format!("DescribeTimeToLive: {}", describe(&e)),
+            )),
+        };
+        match result {
+            Ok(()) => {
+                tracing::info!(table, attribute = EXPIRES_AT, "enabled TTL");
+                return Ok(());
+            }
+            // A concurrent setup may have enabled it between our describe and update: look again.
+            Err((transient, _)) if attempt < retry.max_attempts && (transient || attempt == 1) => {
+                tokio::time::sleep(retry.delay(attempt)).await;
+            }
+            Err((_, message)) => return Err(StoreError::Unavailable(message)),
+        }
+    }
+}
