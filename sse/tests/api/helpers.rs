@@ -1,0 +1,274 @@
+//! Test helpers: a real Redis per test, the SSE server on port 0, tokens, a streaming SSE reader, and
+//! publishing a snapshot the way the worker's commit script does (`SET {sb}:top` + `PUBLISH`).
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use redis::AsyncCommands;
+use scoreboard_shared::config::Env;
+use scoreboard_shared::keys;
+use scoreboard_shared::snapshot::{Entry, Snapshot};
+use scoreboard_sse::{AppState, SseConfig};
+use scoreboard_testkit::RedisServer;
+use tokio::sync::oneshot;
+
+pub const SECRET: &str = "sse-test-secret-0123456789abcdef0123";
+const WAIT: Duration = Duration::from_secs(10);
+
+/// A running SSE server with its own Redis.
+pub struct TestApp {
+    pub base: String,
+    pub redis: RedisServer,
+    pub http: reqwest::Client,
+    stop: Option<oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl TestApp {
+    /// Starts Redis (optionally with a snapshot already in `{sb}:top`) and the server, and waits until it
+    /// has subscribed.
+    pub async fn spawn(extra: &[(&str, &str)], initial: Option<&Snapshot>) -> Self {
+        let redis = RedisServer::start();
+        if let Some(snapshot) = initial {
+            let mut conn = redis.connection().await;
+            let _: () = conn
+                .set(keys::TOP, serde_json::to_string(snapshot).unwrap())
+                .await
+                .unwrap();
+        }
+        let url = redis.url();
+        let mut pairs = vec![
+            ("REDIS_URL", url.as_str()),
+            ("JWT_SECRET", SECRET),
+            ("BIND_ADDR", "127.0.0.1:0"),
+        ];
+        pairs.extend_from_slice(extra);
+        let config = SseConfig::from_env(&Env::from_pairs(pairs)).expect("valid test config");
+        let state = AppState::new(config).expect("state");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, stopped) = oneshot::channel::<()>();
+        let server = tokio::spawn(scoreboard_sse::run(listener, state, async move {
+            let _ = stopped.await;
+        }));
+        let app = Self {
+            base,
+            redis,
+            http: reqwest::Client::new(),
+            stop: Some(stop),
+            server: Some(server),
+        };
+        app.wait_health(|h| h["subscribed"] == true).await;
+        app
+    }
+
+    /// Polls `/healthz` until `check` holds (bounded).
+    pub async fn wait_health(
+        &self,
+        check: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            if let Ok(resp) = self.http.get(format!("{}/healthz", self.base)).send().await
+                && let Ok(body) = resp.json::<serde_json::Value>().await
+                && check(&body)
+            {
+                return body;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "health condition not reached in {WAIT:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    pub fn events_url(&self) -> String {
+        format!("{}/api/v1/scores/events", self.base)
+    }
+
+    /// Opens a stream with a bearer token.
+    pub async fn connect(&self, token: &str) -> SseClient {
+        let resp = self
+            .http
+            .get(self.events_url())
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("connect");
+        SseClient::from_response(resp)
+    }
+
+    /// Publishes a snapshot as the worker does.
+    pub async fn publish(&self, snapshot: &Snapshot) -> usize {
+        let mut conn = self.redis.connection().await;
+        let json = serde_json::to_string(snapshot).unwrap();
+        let (_, receivers): ((), usize) = redis::pipe()
+            .atomic()
+            .set(keys::TOP, &json)
+            .publish(keys::EVENTS_CHANNEL, &json)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        receivers
+    }
+
+    /// Triggers shutdown and waits (bounded) for `run` to return.
+    pub async fn shutdown(&mut self) -> Duration {
+        let started = tokio::time::Instant::now();
+        let _ = self.stop.take().expect("not stopped yet").send(());
+        let server = self.server.take().unwrap();
+        tokio::time::timeout(WAIT, server)
+            .await
+            .expect("server stops within the bound")
+            .unwrap()
+            .unwrap();
+        started.elapsed()
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(server) = self.server.take() {
+            server.abort();
+        }
+    }
+}
+
+/// An HS256 token for `sub` that expires in an hour (or `exp_offset` seconds from now).
+pub fn token_with(sub: &str, secret: &str, exp_offset: i64) -> String {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let claims = serde_json::json!({"sub": sub, "name": sub, "iat": now, "exp": now + exp_offset});
+    let key = jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()).unwrap();
+    jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &key).unwrap()
+}
+
+pub fn token(sub: &str) -> String {
+    token_with(sub, SECRET, 3600)
+}
+
+/// A snapshot at `version` whose leader scored `version * 10`.
+pub fn snapshot(version: u64) -> Snapshot {
+    Snapshot {
+        version,
+        updated_at: "2026-01-01T00:00:00Z".into(),
+        entries: vec![Entry {
+            rank: 1,
+            user_id: "u1".into(),
+            name: "Ann".into(),
+            score: version * 10,
+        }],
+    }
+}
+
+/// One SSE message as parsed from the wire.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Message {
+    pub event: Option<String>,
+    pub id: Option<String>,
+    pub data: Option<String>,
+    pub retry: Option<u64>,
+    pub comment: Option<String>,
+}
+
+impl Message {
+    pub fn version(&self) -> Option<u64> {
+        self.id.as_deref().and_then(|id| id.parse().ok())
+    }
+
+    pub fn snapshot(&self) -> Snapshot {
+        serde_json::from_str(self.data.as_deref().expect("data")).expect("snapshot json")
+    }
+}
+
+/// Reads an SSE response body message by message.
+pub struct SseClient {
+    pub status: reqwest::StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    body: BoxStream<'static, reqwest::Result<Vec<u8>>>,
+    buffer: String,
+}
+
+impl SseClient {
+    pub fn from_response(resp: reqwest::Response) -> Self {
+        Self {
+            status: resp.status(),
+            headers: resp.headers().clone(),
+            body: resp.bytes_stream().map(|r| r.map(|b| b.to_vec())).boxed(),
+            buffer: String::new(),
+        }
+    }
+
+    /// The next message, or `None` when the stream ended or `limit` passed.
+    pub async fn next_within(&mut self, limit: Duration) -> Option<Message> {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let raw: String = self.buffer.drain(..end + 2).collect();
+                return Some(parse(&raw));
+            }
+            match tokio::time::timeout_at(deadline, self.body.next()).await {
+                Ok(Some(Ok(chunk))) => self.buffer.push_str(&String::from_utf8_lossy(&chunk)),
+                Ok(Some(Err(_)) | None) | Err(_) => return None,
+            }
+        }
+    }
+
+    /// The next `leaderboard` event (skipping retry hints and heartbeats), bounded.
+    pub async fn next_snapshot(&mut self, limit: Duration) -> Option<Message> {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let message = self.next_within(left).await?;
+            if message.event.as_deref() == Some("leaderboard") {
+                return Some(message);
+            }
+        }
+    }
+
+    /// Reads snapshots until one has `version` (bounded); returns the versions seen on the way.
+    pub async fn until_version(&mut self, version: u64, limit: Duration) -> Vec<u64> {
+        let deadline = tokio::time::Instant::now() + limit;
+        let mut seen = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let Some(message) = self.next_snapshot(left).await else {
+                panic!("version {version} not received within {limit:?}; saw {seen:?}");
+            };
+            let v = message.version().expect("numeric id");
+            seen.push(v);
+            if v >= version {
+                return seen;
+            }
+        }
+    }
+}
+
+fn parse(raw: &str) -> Message {
+    let mut message = Message::default();
+    for line in raw.lines() {
+        if let Some(comment) = line.strip_prefix(':') {
+            message.comment = Some(comment.trim().to_owned());
+            continue;
+        }
+        let (field, value) = line.split_once(':').unwrap_or((line, ""));
+        let value = value.strip_prefix(' ').unwrap_or(value).to_owned();
+        match field {
+            "event" => message.event = Some(value),
+            "id" => message.id = Some(value),
+            "data" => {
+                message.data = Some(match message.data.take() {
+                    Some(prev) => format!("{prev}\n{value}"),
+                    None => value,
+                });
+            }
+            "retry" => message.retry = value.parse().ok(),
+            _ => {}
+        }
+    }
+    message
+}

@@ -1,0 +1,8 @@
+//! Integration tests of the SSE container against a real `redis-server`, read with a real HTTP client.
+
+mod auth;
+mod caps;
+mod dev;
+mod helpers;
+mod pubsub;
+mod stream;
