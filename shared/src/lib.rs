@@ -5,6 +5,7 @@ pub mod auth;
 pub mod config;
 pub mod http_util;
 pub mod keys;
+pub mod leaderboard;
 pub mod logging;
 pub mod problem;
 pub mod redis_client;

@@ -3,6 +3,7 @@
 
 mod auth;
 mod env;
+mod leaderboard;
 mod redis;
 mod store;
 mod update;
@@ -10,6 +11,7 @@ mod worker;
 
 pub use auth::{AuthConfig, JwtKeySource};
 pub use env::{ConfigError, Env};
+pub use leaderboard::LeaderboardConfig;
 pub use redis::RedisConfig;
 pub use store::{DEFAULT_DEDUPE_WINDOW, DynamoConfig, MongoConfig, StoreConfig};
 pub use update::UpdateConfig;

@@ -197,3 +197,36 @@ pub async fn stream_entries(redis: &RedisServer) -> Vec<(String, HashMap<String,
         })
         .collect()
 }
+
+/// A Redis server plus the leaderboard service configured against it.
+pub struct LeaderboardHarness {
+    pub redis: RedisServer,
+    pub service: scoreboard_shared::leaderboard::LeaderboardService,
+}
+
+impl LeaderboardHarness {
+    pub fn start(extra: &[(&str, &str)]) -> Self {
+        let redis = RedisServer::start();
+        let url = redis.url();
+        let mut pairs: Vec<(&str, &str)> = vec![("REDIS_URL", &url), ("JWT_SECRET", SECRET)];
+        pairs.extend_from_slice(extra);
+        let service = scoreboard_shared::leaderboard::LeaderboardService::from_env(
+            &Env::from_pairs(pairs.iter().copied()),
+        )
+        .expect("valid test config");
+        Self { redis, service }
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>, extra: &[(&str, &str)]) -> Answer {
+        let auth = token.map(|t| format!("Bearer {t}"));
+        let mut headers: Vec<(&str, &str)> = extra.to_vec();
+        if let Some(auth) = auth.as_deref() {
+            headers.push(("authorization", auth));
+        }
+        answer(
+            self.service
+                .handle(event("GET", path, &headers, None))
+                .await,
+        )
+    }
+}

@@ -2,5 +2,6 @@
 
 mod helpers;
 mod jwt_rejections;
+mod leaderboard_handler;
 mod update_handler;
 mod update_limits;
