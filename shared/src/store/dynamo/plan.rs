@@ -36,7 +36,10 @@ pub(crate) type Transaction<'a> = Vec<Chunk<'a>>;
 /// A repeated event id (within or across deltas) is kept once, at its first occurrence; a user named by
 /// several deltas keeps the latest display name. Users are packed first-fit in batch order.
 pub(crate) fn plan(batch: &[UserDelta], max_items: usize) -> Vec<Transaction<'_>> {
-    assert!(max_items >= 2, "a transaction needs room for a marker and an update");
+    assert!(
+        max_items >= 2,
+        "a transaction needs room for a marker and an update"
+    );
     let per_chunk = max_items - 1;
     let mut seen_events: HashSet<&str> = HashSet::new();
     let mut names: HashMap<&str, &str> = HashMap::new();

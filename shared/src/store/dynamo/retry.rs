@@ -82,7 +82,10 @@ pub(crate) fn is_transient_cancellation(code: Option<&str>) -> bool {
 }
 
 /// A short description of an SDK error for logs and `StoreError`s (never contains credentials).
-pub(crate) fn describe<E: ProvideErrorMetadata + std::error::Error, R>(
+pub(crate) fn describe<
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+>(
     err: &SdkError<E, R>,
 ) -> String {
     match err {

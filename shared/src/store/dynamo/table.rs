@@ -76,13 +76,21 @@ async fn create_if_missing(
                 tracing::info!(table, "created DynamoDB table");
                 return Ok(());
             }
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_in_use_exception()) => {
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_resource_in_use_exception()) =>
+            {
                 return Ok(());
             }
             Err(e) if is_transient(&e) && attempt < retry.max_attempts => {
                 tokio::time::sleep(retry.delay(attempt)).await;
             }
-            Err(e) => return Err(StoreError::Unavailable(format!("CreateTable: {}", describe(&e)))),
+            Err(e) => {
+                return Err(StoreError::Unavailable(format!(
+                    "CreateTable: {}",
+                    describe(&e)
+                )));
+            }
         }
     }
 }
@@ -102,7 +110,10 @@ async fn wait_active(client: &Client, table: &str, retry: &RetryPolicy) -> Resul
             }
             Err(e) if is_transient(&e) && attempt < retry.max_attempts => {}
             Err(e) => {
-                return Err(StoreError::Unavailable(format!("DescribeTable: {}", describe(&e))));
+                return Err(StoreError::Unavailable(format!(
+                    "DescribeTable: {}",
+                    describe(&e)
+                )));
             }
         }
         if Instant::now() >= deadline {
@@ -118,7 +129,11 @@ async fn enable_ttl(client: &Client, table: &str, retry: &RetryPolicy) -> Result
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let current = client.describe_time_to_live().table_name(table).send().await;
+        let current = client
+            .describe_time_to_live()
+            .table_name(table)
+            .send()
+            .await;
         let result = match current {
             Ok(out) => {
                 let desc = out.time_to_live_description();
@@ -147,7 +162,12 @@ async fn enable_ttl(client: &Client, table: &str, retry: &RetryPolicy) -> Result
                     .send()
                     .await
                     .map(|_| ())
-                    .map_err(|e| (is_transient(&e), format!("UpdateTimeToLive: {}", describe(&e))))
+                    .map_err(|e| {
+                        (
+                            is_transient(&e),
+                            format!("UpdateTimeToLive: {}", describe(&e)),
+                        )
+                    })
             }
             Err(e) => Err((
                 is_transient(&e),
