@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 export PATH := $(CURDIR)/.tools/venv/bin:$(PATH)
 
-.PHONY: setup lint test dev bench
+.PHONY: setup lint lint-template test dev bench
 
 setup:
 	@scripts/setup.sh
@@ -11,8 +11,12 @@ lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 
-test: setup lint
+test: setup lint lint-template
 	cargo nextest run --workspace --profile ci
+
+# The SAM template, linted offline (cfn-lint runs the SAM transform locally).
+lint-template: setup
+	cfn-lint template.yaml
 
 dev: setup
 	@scripts/dev.sh
