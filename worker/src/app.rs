@@ -1,0 +1,148 @@
+//! Wiring for the binary: configuration from the environment, clients built once, the HTTP port, the
+//! guarded start-up rebuild, the loop until SIGTERM/Ctrl-C, and the `rebuild` subcommand.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use redis::aio::ConnectionManager;
+use scoreboard_shared::config::{Env, RedisConfig, StoreConfig, WorkerConfig};
+use scoreboard_shared::redis_client;
+use scoreboard_shared::store::{self, ScoreStore};
+
+use crate::retry::Backoff;
+use crate::shutdown::{Shutdown, shutdown_signal};
+use crate::{http, metrics, rebuild, worker::Worker};
+
+/// How long start-up waits for the store before giving up (the orchestrator restarts us).
+const STORE_CONNECT_DEADLINE: Duration = Duration::from_secs(60);
+
+/// Everything built from the environment.
+#[derive(Debug)]
+pub struct Settings {
+    pub redis: RedisConfig,
+    pub store: StoreConfig,
+    pub worker: WorkerConfig,
+}
+
+impl Settings {
+    /// Reads and cross-checks the configuration (the store's dedupe window against the rate limit).
+    ///
+    /// # Errors
+    /// The first invalid or missing value.
+    pub fn from_env(env: &Env) -> anyhow::Result<Self> {
+        let worker = WorkerConfig::from_env(env)?;
+        let store = StoreConfig::from_env(env)?;
+        if let Some(window) = store.dedupe_window() {
+            worker.check_dedupe_window(window)?;
+        }
+        let mut redis = RedisConfig::from_env(env)?;
+        // The loop's blocking XREADGROUP must not hit the response timeout.
+        redis.response_timeout = redis
+            .response_timeout
+            .max(worker.block + Duration::from_secs(2));
+        Ok(Self {
+            redis,
+            store,
+            worker,
+        })
+    }
+}
+
+/// Runs the worker (no arguments) or `rebuild`.
+///
+/// # Errors
+/// A bad configuration, an unknown subcommand, or a store that stays unreachable at start-up.
+pub async fn main(args: &[String]) -> anyhow::Result<()> {
+    let settings = Settings::from_env(&Env::from_process()).context("invalid configuration")?;
+    let redis = redis_client::connect_lazy(&settings.redis).context("creating the Redis client")?;
+    let store = connect_store(&settings.store).await?;
+    match args.first().map(String::as_str) {
+        None | Some("run") => run(settings, redis, store).await,
+        Some("rebuild") => {
+            let outcome = rebuild::rebuild(
+                &mut redis.clone(),
+                store.as_ref(),
+                settings.worker.leaderboard_size,
+            )
+            .await
+            .context("rebuilding the Redis cache from the store")?;
+            println!(
+                "rebuilt {} users; snapshot version {}",
+                outcome.users, outcome.version
+            );
+            Ok(())
+        }
+        Some(other) => {
+            anyhow::bail!("unknown subcommand {other:?}; usage: scoreboard-worker [run|rebuild]")
+        }
+    }
+}
+
+async fn connect_store(config: &StoreConfig) -> anyhow::Result<Arc<dyn ScoreStore>> {
+    let deadline = Instant::now() + STORE_CONNECT_DEADLINE;
+    let mut backoff = Backoff::default();
+    loop {
+        match store::connect(config).await {
+            Ok(store) => return Ok(store),
+            Err(store::ConnectError::Config(e)) => return Err(e).context("store configuration"),
+            Err(e) if Instant::now() >= deadline => {
+                return Err(e).context("connecting to the store");
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "store not reachable yet");
+                tokio::time::sleep(backoff.next_delay()).await;
+            }
+        }
+    }
+}
+
+async fn run(
+    settings: Settings,
+    mut redis: ConnectionManager,
+    store: Arc<dyn ScoreStore>,
+) -> anyhow::Result<()> {
+    let (trigger, shutdown) = Shutdown::new();
+    let listener = tokio::net::TcpListener::bind(settings.worker.metrics_addr)
+        .await
+        .with_context(|| format!("binding {}", settings.worker.metrics_addr))?;
+    tracing::info!(addr = %settings.worker.metrics_addr, "healthz and metrics listening");
+    let health = http::app(http::HealthState {
+        redis: redis.clone(),
+        store: store.clone(),
+        metrics: metrics::install(),
+    });
+    let mut http_shutdown = shutdown.clone();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, health)
+            .with_graceful_shutdown(async move { http_shutdown.wait().await })
+            .await
+    });
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutdown requested: finishing the batch in hand");
+        trigger.trigger();
+    });
+
+    if let Err(error) =
+        rebuild::rebuild_if_empty(&mut redis, store.as_ref(), settings.worker.leaderboard_size)
+            .await
+    {
+        tracing::warn!(error = %error, "start-up rebuild failed; the board refills as events arrive");
+    }
+    let worker = loop {
+        match Worker::new(redis.clone(), store.clone(), settings.worker.clone()).await {
+            Ok(worker) => break worker,
+            Err(error) if shutdown.is_triggered() => {
+                return Err(error).context("creating the group");
+            }
+            Err(error) => {
+                tracing::warn!(error = %error, "cannot create the consumer group yet");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    };
+    worker.run(shutdown).await;
+    let _ = server.await;
+    Ok(())
+}
