@@ -350,3 +350,98 @@ async fn an_outage_fails_the_batch_after_bounded_retries() {
     );
     assert!(started.elapsed() < Duration::from_secs(15));
 }
+
+/// The AWS CLI from the project venv (`make setup`), else from `PATH`.
+fn aws_cli() -> std::path::PathBuf {
+    let venv = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.tools/venv/bin/aws");
+    if venv.is_file() {
+        return venv;
+    }
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|dir| dir.join("aws"))
+        .find(|p| p.is_file())
+        .expect("the AWS CLI is missing: run `make setup` (installs awscli into .tools/venv)")
+}
+
+fn run_init_script(server: &DynamoLocal, table: &str) -> String {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../localstack/init/ready.d/01-scoreboard-table.sh");
+    let cli = aws_cli();
+    let path = format!(
+        "{}:{}",
+        cli.parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let output = std::process::Command::new("bash")
+        .arg(&script)
+        .envs(server.child_env())
+        .env("DYNAMODB_TABLE", table)
+        .env("PATH", path)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .output()
+        .expect("run the localstack init script");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "init script failed ({}):\n{stdout}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+#[tokio::test]
+async fn localstack_init_script_creates_the_table_the_store_expects() {
+    let server = DynamoLocal::start();
+
+    let first = run_init_script(&server, "scoreboard");
+    let second = run_init_script(&server, "scoreboard");
+
+    assert!(first.contains("created"), "{first}");
+    assert!(second.contains("exists"), "script is idempotent: {second}");
+    let store = store_with(&server, |o| {
+        o.table = "scoreboard".to_owned();
+        o.ensure_table = false;
+    })
+    .await;
+    store.ping().await.unwrap();
+    let table = store
+        .client()
+        .describe_table()
+        .table_name("scoreboard")
+        .send()
+        .await
+        .unwrap();
+    let table = table.table().unwrap();
+    assert_eq!(table.key_schema()[0].attribute_name(), "pk");
+    assert_eq!(
+        table
+            .billing_mode_summary()
+            .and_then(|b| b.billing_mode())
+            .map(|m| m.as_str()),
+        Some("PAY_PER_REQUEST")
+    );
+    let ttl = store
+        .client()
+        .describe_time_to_live()
+        .table_name("scoreboard")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        ttl.time_to_live_description()
+            .and_then(|d| d.attribute_name()),
+        Some("expiresAt")
+    );
+    // The store works on the table the script made, and agrees with its own setup step.
+    let totals = store
+        .apply_batch(&[delta("alice", &[("1-0", 4)])])
+        .await
+        .unwrap();
+    assert_eq!(totals[0].score, 4);
+    store.ensure_table().await.unwrap();
+}
