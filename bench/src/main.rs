@@ -1,1 +1,19 @@
-fn main() {}
+//! Benchmarks, apart from the tests: each subcommand prints its figures. Absolute times depend on the
+//! machine; ratios measured in one run are what to compare.
+//!
+//! `cargo run --profile bench-release -p scoreboard-bench -- <update|all>`
+
+mod update;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let which = std::env::args().nth(1).unwrap_or_else(|| "all".to_owned());
+    let all = which == "all";
+    let mut ran = false;
+    if all || which == "update" {
+        update::run().await?;
+        ran = true;
+    }
+    anyhow::ensure!(ran, "unknown benchmark {which:?}; try: update, all");
+    Ok(())
+}
