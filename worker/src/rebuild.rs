@@ -114,6 +114,12 @@ pub async fn rebuild_if_empty(
         tracing::info!("cache is empty but another worker is rebuilding it");
         return Ok(None);
     }
+    // Another worker may have finished a rebuild between our check and our lock.
+    let cached: u64 = redis.zcard(keys::LEADERBOARD).await?;
+    if cached > 0 {
+        let _: redis::RedisResult<()> = redis.del(REBUILD_LOCK).await;
+        return Ok(None);
+    }
     let result = rebuild(redis, store, board_size).await;
     let _: redis::RedisResult<()> = redis.del(REBUILD_LOCK).await;
     result.map(Some)

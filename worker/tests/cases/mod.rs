@@ -1,0 +1,10 @@
+//! The worker's behaviours, one file per guarantee.
+
+mod cache_loss;
+mod chaos;
+mod coalescing;
+mod dead_letters;
+mod exactly_once;
+mod store_outage;
+mod ties;
+mod trimming;

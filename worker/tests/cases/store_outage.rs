@@ -1,0 +1,76 @@
+//! Store outage: the MongoDB-protocol server is stopped for a few seconds and started again while the
+//! worker runs; nothing is acked during the outage and nothing is lost.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use scoreboard_testkit::RedisServer;
+use scoreboard_worker::Shutdown;
+
+use crate::helpers::{self, StoreUnderTest, xadd_event};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_store_outage_delays_but_loses_nothing() {
+    let redis_server = RedisServer::start();
+    let mut target = StoreUnderTest::spawned_mongo();
+    let store = target.connect().await;
+    let mut redis = helpers::redis_manager(&redis_server.url());
+    let worker = helpers::worker(&redis, &store, helpers::worker_config("w", &[])).await;
+    let (trigger, shutdown) = Shutdown::new();
+    let running = tokio::spawn(worker.run(shutdown));
+    let mut expected = BTreeMap::<String, u64>::new();
+    let produce =
+        async |redis: &mut _, from: u64, to: u64, expected: &mut BTreeMap<String, u64>| {
+            for i in from..to {
+                let user = format!("u{}", i % 10);
+                xadd_event(redis, &user, None, 1 + i % 3).await;
+                *expected.entry(user).or_default() += 1 + i % 3;
+            }
+        };
+    produce(&mut redis, 0, 100, &mut expected).await;
+    let first = expected.clone();
+    helpers::eventually(Duration::from_secs(20), "the first 100 events", || {
+        let store = store.clone();
+        let first = first.clone();
+        async move { helpers::store_totals(store.as_ref()).await == first }
+    })
+    .await;
+
+    target.stop();
+    produce(&mut redis, 100, 250, &mut expected).await;
+    // During the outage the new entries are delivered but not acked.
+    helpers::eventually(
+        Duration::from_secs(10),
+        "entries held during the outage",
+        || {
+            let mut redis = redis.clone();
+            async move { helpers::pending(&mut redis).await > 0 }
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        helpers::pending(&mut redis).await > 0,
+        "nothing acked while the store is down"
+    );
+    target.restart();
+
+    helpers::eventually(
+        Duration::from_secs(60),
+        "every event after the outage",
+        || {
+            let (store, expected, mut redis) = (store.clone(), expected.clone(), redis.clone());
+            async move {
+                helpers::store_totals(store.as_ref()).await == expected
+                    && helpers::pending(&mut redis).await == 0
+            }
+        },
+    )
+    .await;
+    assert_eq!(helpers::board(&mut redis).await, expected);
+    trigger.trigger();
+    tokio::time::timeout(Duration::from_secs(10), running)
+        .await
+        .unwrap()
+        .unwrap();
+}

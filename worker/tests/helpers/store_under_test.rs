@@ -1,0 +1,67 @@
+//! The store a scenario runs against, so the same scenario runs on every adapter. The DynamoDB
+//! adapter adds a variant here (with DynamoDB Local from the test kit).
+
+use std::sync::Arc;
+
+use scoreboard_shared::config::{Env, StoreConfig};
+use scoreboard_shared::store::{self, ScoreStore};
+use scoreboard_testkit::MongoServer;
+
+/// The dedupe window the tests configure (checked against the worker's rate limit and claim time).
+pub const DEDUPE_WINDOW: &str = "1000";
+
+/// A running store server plus how to reach it.
+#[derive(Debug)]
+pub enum StoreUnderTest {
+    /// nx-27017, or a real mongod when `MONGODB_URI` is set.
+    Mongo(MongoServer),
+}
+
+impl StoreUnderTest {
+    /// MongoDB (nx-27017 unless `MONGODB_URI` is set).
+    pub fn mongo() -> Self {
+        Self::Mongo(MongoServer::start())
+    }
+
+    /// A MongoDB-protocol server this test owns (it can be stopped and restarted).
+    pub fn spawned_mongo() -> Self {
+        Self::Mongo(MongoServer::spawn())
+    }
+
+    /// The environment a worker process needs to reach this store.
+    pub fn env(&self) -> Vec<(String, String)> {
+        match self {
+            Self::Mongo(server) => vec![
+                ("STORE".into(), "mongodb".into()),
+                ("MONGODB_URI".into(), server.uri().into()),
+                ("MONGODB_DATABASE".into(), server.database().into()),
+                ("DEDUPE_WINDOW".into(), DEDUPE_WINDOW.into()),
+            ],
+        }
+    }
+
+    pub fn config(&self) -> StoreConfig {
+        StoreConfig::from_env(&Env::from_pairs(self.env())).expect("store config")
+    }
+
+    /// Connects through the production factory.
+    pub async fn connect(&self) -> Arc<dyn ScoreStore> {
+        store::connect(&self.config())
+            .await
+            .expect("connect to the store under test")
+    }
+
+    /// Stops the server (outage).
+    pub fn stop(&mut self) {
+        match self {
+            Self::Mongo(server) => server.stop(),
+        }
+    }
+
+    /// Starts it again with its data.
+    pub fn restart(&mut self) {
+        match self {
+            Self::Mongo(server) => server.restart(),
+        }
+    }
+}
