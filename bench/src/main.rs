@@ -1,8 +1,9 @@
 //! Benchmarks, apart from the tests: each subcommand prints its figures. Absolute times depend on the
 //! machine; ratios measured in one run are what to compare.
 //!
-//! `cargo run --profile bench-release -p scoreboard-bench -- <update|all>`
+//! `cargo run --profile bench-release -p scoreboard-bench -- <update|coldstart|all>`
 
+mod coldstart;
 mod update;
 
 #[tokio::main]
@@ -14,6 +15,10 @@ async fn main() -> anyhow::Result<()> {
         update::run().await?;
         ran = true;
     }
-    anyhow::ensure!(ran, "unknown benchmark {which:?}; try: update, all");
+    if all || which == "coldstart" {
+        coldstart::run(!all).await?;
+        ran = true;
+    }
+    anyhow::ensure!(ran, "unknown benchmark {which:?}; try: update, coldstart, all");
     Ok(())
 }
