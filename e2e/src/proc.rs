@@ -1,0 +1,128 @@
+//! A child process in its own process group (so helpers it spawns, like the functions `cargo lambda watch`
+//! runs, die with it), logging to a file, killed on drop.
+
+use std::net::{Ipv4Addr, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use scoreboard_testkit::wait_until;
+
+/// A running child process group.
+#[derive(Debug)]
+pub struct Proc {
+    name: String,
+    log: PathBuf,
+    child: Child,
+}
+
+impl Proc {
+    /// Spawns `command` (stdout and stderr to `log`) in a new process group.
+    ///
+    /// # Panics
+    /// When the program cannot be spawned.
+    pub fn spawn(name: &str, mut command: Command, log: &Path) -> Self {
+        let out = std::fs::File::create(log).expect("create log");
+        let err = out.try_clone().expect("clone log");
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .process_group(0)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name} ({command:?}): {e}"));
+        Self {
+            name: name.to_owned(),
+            log: log.to_owned(),
+            child,
+        }
+    }
+
+    /// Waits (bounded) until `port` accepts TCP connections.
+    ///
+    /// # Panics
+    /// When the process exits first or the port stays closed past `timeout`, with the log's tail.
+    pub fn wait_port(&mut self, port: u16, timeout: Duration) {
+        let mut exited = None;
+        let up = wait_until(timeout, || {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                exited = Some(status);
+                return true;
+            }
+            TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_ok()
+        });
+        if let Some(status) = exited {
+            panic!(
+                "{} exited at start-up ({status}); log:\n{}",
+                self.name,
+                self.log_tail()
+            );
+        }
+        assert!(
+            up,
+            "{} did not listen on {port} within {timeout:?}; log:\n{}",
+            self.name,
+            self.log_tail()
+        );
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends `signal` (e.g. `TERM`) to the whole group.
+    pub fn signal(&self, signal: &str) {
+        let _ = Command::new("kill")
+            .args([
+                format!("-{signal}"),
+                "--".into(),
+                format!("-{}", self.child.id()),
+            ])
+            .status();
+    }
+
+    /// The last 40 lines of the log.
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if self.is_running() {
+            self.signal("TERM");
+            if !wait_until(Duration::from_secs(3), || !self.is_running()) {
+                self.signal("KILL");
+            }
+        }
+        // Helpers left in the group (if the leader went first) get a KILL too.
+        self.signal("KILL");
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls `check` every 50 ms until it is true or `timeout` passes.
+pub async fn eventually<F, Fut>(timeout: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if check().await {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
