@@ -445,3 +445,28 @@ async fn localstack_init_script_creates_the_table_the_store_expects() {
     assert_eq!(totals[0].score, 4);
     store.ensure_table().await.unwrap();
 }
+
+#[tokio::test]
+async fn the_store_factory_builds_the_dynamodb_adapter_from_the_environment() {
+    use scoreboard_shared::config::{Env, StoreConfig};
+
+    let server = DynamoLocal::start();
+    let mut pairs = server.child_env();
+    pairs.extend([
+        ("STORE".to_owned(), "dynamodb".to_owned()),
+        ("DYNAMODB_TABLE".to_owned(), "from-env".to_owned()),
+        ("DYNAMODB_ENSURE_TABLE".to_owned(), "true".to_owned()),
+    ]);
+    let config = StoreConfig::from_env(&Env::from_pairs(pairs)).unwrap();
+
+    let store = scoreboard_shared::store::connect(&config)
+        .await
+        .expect("factory connects and creates the table");
+
+    store.ping().await.unwrap();
+    let totals = store
+        .apply_batch(&[delta("alice", &[("1-0", 2)])])
+        .await
+        .unwrap();
+    assert_eq!(totals[0].score, 2);
+}

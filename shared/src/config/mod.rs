@@ -2,6 +2,7 @@
 //! naming the variable. Each component composes the sections it needs.
 
 mod auth;
+mod dynamo;
 mod env;
 mod leaderboard;
 mod redis;
@@ -10,9 +11,10 @@ mod update;
 mod worker;
 
 pub use auth::{AuthConfig, JwtKeySource};
+pub use dynamo::{DEFAULT_MARKER_TTL, DynamoConfig, StaticCredentials};
 pub use env::{ConfigError, Env};
 pub use leaderboard::LeaderboardConfig;
 pub use redis::RedisConfig;
-pub use store::{DEFAULT_DEDUPE_WINDOW, DynamoConfig, MongoConfig, StoreConfig};
+pub use store::{DEFAULT_DEDUPE_WINDOW, MongoConfig, StoreConfig};
 pub use update::UpdateConfig;
 pub use worker::WorkerConfig;

@@ -4,7 +4,7 @@
 
 use secrecy::SecretString;
 
-use super::{ConfigError, Env};
+use super::{ConfigError, DynamoConfig, Env};
 
 /// The system of record and its connection settings.
 #[derive(Debug, Clone)]
@@ -27,12 +27,6 @@ pub struct MongoConfig {
     pub dedupe_window: u32,
 }
 
-/// `DYNAMODB_TABLE`; the endpoint comes from `AWS_ENDPOINT_URL`, read by the AWS SDK itself.
-#[derive(Debug, Clone)]
-pub struct DynamoConfig {
-    pub table: String,
-}
-
 /// Default `DEDUPE_WINDOW`: comfortably above 2 × (10/s × 30 s + 20), the default limits.
 pub const DEFAULT_DEDUPE_WINDOW: u32 = 1_000;
 
@@ -42,9 +36,7 @@ impl StoreConfig {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         match env.optional("STORE").as_deref().unwrap_or("mongodb") {
             "mongodb" => Ok(Self::MongoDb(MongoConfig::from_env(env)?)),
-            "dynamodb" => Ok(Self::DynamoDb(DynamoConfig {
-                table: env.required("DYNAMODB_TABLE")?,
-            })),
+            "dynamodb" => Ok(Self::DynamoDb(DynamoConfig::from_env(env)?)),
             other => Err(ConfigError::new(
                 "STORE",
                 format!("expected mongodb or dynamodb, got {other:?}"),

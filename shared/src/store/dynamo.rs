@@ -36,6 +36,7 @@ use aws_sdk_dynamodb::config::{Credentials, Region};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, TransactWriteItem, Update};
 use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
+use secrecy::ExposeSecret;
 use tracing::instrument;
 
 pub use retry::RetryPolicy;
@@ -46,14 +47,13 @@ use self::table::{
     EVENT_PREFIX, EXPIRES_AT, INCREMENT, NAME, PK, SCORE, UPDATED_AT, USER_ID, USER_PREFIX,
 };
 use super::{ScoreStore, StoreError, StoreEvent, UserDelta, UserTotal};
-use crate::config::{ConfigError, Env};
+pub use crate::config::DEFAULT_MARKER_TTL;
+use crate::config::DynamoConfig;
 
 /// Items the service accepts in one `TransactWriteItems`.
 pub const MAX_TRANSACTION_ITEMS: usize = 100;
 /// Keys the service accepts in one `BatchGetItem`.
 const MAX_BATCH_GET_KEYS: usize = 100;
-/// Default marker lifetime: far beyond any redelivery window.
-pub const DEFAULT_MARKER_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// How to reach and use the table.
 #[derive(Debug, Clone)]
@@ -97,52 +97,26 @@ impl DynamoOptions {
         }
     }
 
-    /// Reads `DYNAMODB_TABLE` (required), `AWS_ENDPOINT_URL`, `AWS_REGION` (or `AWS_DEFAULT_REGION`),
-    /// `DYNAMODB_MARKER_TTL_SECS`, `DYNAMODB_SCAN_PAGE_SIZE` and `DYNAMODB_ENSURE_TABLE`. Credentials come
-    /// from the SDK's default chain.
-    ///
-    /// # Errors
-    /// When the table name is missing or invalid, or a number is out of range.
-    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        let table = env.required("DYNAMODB_TABLE")?;
-        validate_table_name(&table)?;
-        let ttl_secs = env.parse_in(
-            "DYNAMODB_MARKER_TTL_SECS",
-            DEFAULT_MARKER_TTL.as_secs(),
-            3600..=366 * 24 * 3600,
-        )?;
-        let mut options = Self::new(table);
-        options.endpoint_url = env.optional("AWS_ENDPOINT_URL");
-        if let Some(url) = &options.endpoint_url
-            && !(url.starts_with("http://") || url.starts_with("https://"))
-        {
-            return Err(ConfigError::new(
-                "AWS_ENDPOINT_URL",
-                "must start with http:// or https://",
-            ));
-        }
-        options.region = env
-            .optional("AWS_REGION")
-            .or_else(|| env.optional("AWS_DEFAULT_REGION"));
-        options.marker_ttl = Duration::from_secs(ttl_secs);
-        options.scan_page_size = env.parse_in("DYNAMODB_SCAN_PAGE_SIZE", 1000, 1..=10_000)?;
-        options.ensure_table = env.flag("DYNAMODB_ENSURE_TABLE", false)?;
-        Ok(options)
-    }
-}
-
-fn validate_table_name(name: &str) -> Result<(), ConfigError> {
-    let ok = (3..=255).contains(&name.len())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
-    if ok {
-        Ok(())
-    } else {
-        Err(ConfigError::new(
-            "DYNAMODB_TABLE",
-            "must be 3-255 characters of a-z, A-Z, 0-9, '_', '-', '.'",
-        ))
+    /// The options for a validated [`DynamoConfig`] (static keys, if any, become the credentials).
+    pub fn from_config(config: &DynamoConfig) -> Self {
+        let mut options = Self::new(config.table.clone());
+        options.endpoint_url = config.endpoint_url.clone();
+        options.region = config.region.clone();
+        options.credentials = config.credentials.as_ref().map(|keys| {
+            Credentials::new(
+                keys.access_key_id.clone(),
+                keys.secret_access_key.expose_secret().to_owned(),
+                keys.session_token
+                    .as_ref()
+                    .map(|t| t.expose_secret().to_owned()),
+                None,
+                "scoreboard-config",
+            )
+        });
+        options.marker_ttl = config.marker_ttl;
+        options.scan_page_size = config.scan_page_size;
+        options.ensure_table = config.ensure_table;
+        options
     }
 }
 
@@ -645,42 +619,26 @@ impl ScoreStore for DynamoStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Env;
 
     #[test]
-    fn options_from_env_read_table_endpoint_and_region() {
+    fn options_from_config_carry_static_keys_as_credentials() {
         let env = Env::from_pairs([
             ("DYNAMODB_TABLE", "scoreboard"),
             ("AWS_ENDPOINT_URL", "http://127.0.0.1:8000"),
-            ("AWS_DEFAULT_REGION", "eu-west-1"),
-            ("DYNAMODB_ENSURE_TABLE", "true"),
+            ("AWS_REGION", "eu-west-1"),
+            ("AWS_ACCESS_KEY_ID", "AKID"),
+            ("AWS_SECRET_ACCESS_KEY", "not-printed"),
         ]);
-        let options = DynamoOptions::from_env(&env).unwrap();
+        let options = DynamoOptions::from_config(&DynamoConfig::from_env(&env).unwrap());
         assert_eq!(options.table, "scoreboard");
-        assert_eq!(
-            options.endpoint_url.as_deref(),
-            Some("http://127.0.0.1:8000")
-        );
         assert_eq!(options.region.as_deref(), Some("eu-west-1"));
-        assert!(options.ensure_table);
-        assert_eq!(options.marker_ttl, DEFAULT_MARKER_TTL);
-    }
-
-    #[test]
-    fn options_from_env_reject_bad_values_naming_the_variable() {
-        let missing = DynamoOptions::from_env(&Env::default()).unwrap_err();
-        assert_eq!(missing.var, "DYNAMODB_TABLE");
-        let bad_name = DynamoOptions::from_env(&Env::from_pairs([("DYNAMODB_TABLE", "a b")]));
-        assert_eq!(bad_name.unwrap_err().var, "DYNAMODB_TABLE");
-        let short_ttl = DynamoOptions::from_env(&Env::from_pairs([
-            ("DYNAMODB_TABLE", "scores"),
-            ("DYNAMODB_MARKER_TTL_SECS", "60"),
-        ]));
-        assert_eq!(short_ttl.unwrap_err().var, "DYNAMODB_MARKER_TTL_SECS");
-        let endpoint = DynamoOptions::from_env(&Env::from_pairs([
-            ("DYNAMODB_TABLE", "scores"),
-            ("AWS_ENDPOINT_URL", "localhost:8000"),
-        ]));
-        assert_eq!(endpoint.unwrap_err().var, "AWS_ENDPOINT_URL");
+        assert_eq!(
+            options.credentials.as_ref().unwrap().access_key_id(),
+            "AKID"
+        );
+        assert!(!format!("{options:?}").contains("not-printed"));
+        assert_eq!(options.max_transaction_items, MAX_TRANSACTION_ITEMS);
     }
 
     #[test]

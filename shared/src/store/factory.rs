@@ -33,11 +33,12 @@ pub async fn connect(config: &StoreConfig) -> Result<Arc<dyn ScoreStore>, Connec
         )
         .into()),
         #[cfg(feature = "dynamodb")]
-        StoreConfig::DynamoDb(_) => Err(ConfigError::new(
-            "STORE",
-            "the DynamoDB adapter is not wired into store::connect yet",
-        )
-        .into()),
+        StoreConfig::DynamoDb(dynamo) => {
+            let options = super::dynamo::DynamoOptions::from_config(dynamo);
+            Ok(Arc::new(
+                super::dynamo::DynamoStore::connect(options).await?,
+            ))
+        }
         #[cfg(not(feature = "dynamodb"))]
         StoreConfig::DynamoDb(_) => Err(ConfigError::new(
             "STORE",
