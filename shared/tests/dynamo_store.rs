@@ -470,3 +470,33 @@ async fn the_store_factory_builds_the_dynamodb_adapter_from_the_environment() {
         .unwrap();
     assert_eq!(totals[0].score, 2);
 }
+
+#[tokio::test]
+async fn the_store_recovers_after_dynamodb_comes_back() {
+    let mut server = DynamoLocal::start_persistent();
+    let store = store_with(&server, |o| {
+        o.retry = RetryPolicy {
+            max_attempts: 3,
+            base_delay: Duration::from_millis(20),
+            max_delay: Duration::from_millis(100),
+        };
+        o.attempt_timeout = Duration::from_secs(2);
+    })
+    .await;
+    store
+        .apply_batch(&[delta("alice", &[("1-0", 5)])])
+        .await
+        .unwrap();
+
+    server.stop();
+    let during = store.apply_batch(&[delta("alice", &[("1-1", 1)])]).await;
+    server.restart();
+
+    assert!(matches!(during, Err(StoreError::Unavailable(_))));
+    // The caller retries the whole batch (as the worker does); the data survived the restart.
+    let after = store
+        .apply_batch(&[delta("alice", &[("1-0", 5), ("1-1", 1)])])
+        .await
+        .unwrap();
+    assert_eq!(after[0].score, 6);
+}

@@ -33,11 +33,30 @@ impl DynamoLocal {
     /// # Panics
     /// When Java or the DynamoDB Local jar is missing, or the server does not start.
     pub fn start() -> Self {
+        Self::launch(false)
+    }
+
+    /// Starts one that keeps its data in its temp dir (`-dbPath`), so [`DynamoLocal::restart`] after
+    /// [`DynamoLocal::stop`] finds the tables and items again (outage tests).
+    ///
+    /// # Panics
+    /// As [`DynamoLocal::start`].
+    pub fn start_persistent() -> Self {
+        Self::launch(true)
+    }
+
+    fn launch(persistent: bool) -> Self {
         let java = find_binary("java", "JAVA_BIN", INSTALL_HINT);
         let home = Self::home();
         let jar = home.join("DynamoDBLocal.jar");
         let port = free_port();
-        let args = vec![
+        let dir = tempfile::tempdir().expect("temp dir for dynamodb local");
+        let storage = if persistent {
+            vec!["-dbPath".to_owned(), dir.path().display().to_string()]
+        } else {
+            vec!["-inMemory".to_owned()]
+        };
+        let mut args = vec![
             "-Xmx512m".to_owned(),
             format!(
                 "-Djava.library.path={}",
@@ -45,13 +64,12 @@ impl DynamoLocal {
             ),
             "-jar".to_owned(),
             jar.display().to_string(),
-            "-inMemory".to_owned(),
             "-sharedDb".to_owned(),
             "-disableTelemetry".to_owned(),
             "-port".to_owned(),
             port.to_string(),
         ];
-        let dir = tempfile::tempdir().expect("temp dir for dynamodb local");
+        args.extend(storage);
         let log = dir.path().join("dynamodb-local.log");
         let process = ServerProcess::start(
             "DynamoDB Local",
@@ -129,12 +147,12 @@ impl DynamoLocal {
         .collect()
     }
 
-    /// Kills the server (outage simulation; in-memory data is lost).
+    /// Kills the server (outage simulation).
     pub fn stop(&mut self) {
         self.process.stop();
     }
 
-    /// Restarts on the same port, empty.
+    /// Restarts on the same port: empty, unless started with [`DynamoLocal::start_persistent`].
     pub fn restart(&mut self) {
         self.process.restart(Duration::from_secs(60));
     }
