@@ -24,6 +24,11 @@ async fn chaos_with_mongodb() {
     chaos_scenario(StoreUnderTest::mongo()).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn chaos_with_dynamodb() {
+    chaos_scenario(StoreUnderTest::dynamodb()).await;
+}
+
 /// A worker child process with its log in `dir`.
 struct WorkerProcess {
     child: Child,

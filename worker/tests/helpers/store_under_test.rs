@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use scoreboard_shared::config::{Env, StoreConfig};
 use scoreboard_shared::store::{self, ScoreStore};
-use scoreboard_testkit::MongoServer;
+use scoreboard_testkit::{DynamoLocal, MongoServer};
 
 /// The dedupe window the tests configure (checked against the worker's rate limit and claim time).
 pub const DEDUPE_WINDOW: &str = "1000";
@@ -15,7 +15,12 @@ pub const DEDUPE_WINDOW: &str = "1000";
 pub enum StoreUnderTest {
     /// nx-27017, or a real mongod when `MONGODB_URI` is set.
     Mongo(MongoServer),
+    /// DynamoDB Local; the worker creates the table at start-up (`DYNAMODB_ENSURE_TABLE=true`).
+    Dynamo(DynamoLocal),
 }
+
+/// The table DynamoDB scenarios use.
+pub const DYNAMODB_TABLE: &str = "scoreboard-test";
 
 impl StoreUnderTest {
     /// MongoDB (nx-27017 unless `MONGODB_URI` is set).
@@ -28,7 +33,18 @@ impl StoreUnderTest {
         Self::Mongo(MongoServer::spawn())
     }
 
-    /// The environment a worker process needs to reach this store.
+    /// DynamoDB Local, in memory.
+    pub fn dynamodb() -> Self {
+        Self::Dynamo(DynamoLocal::start())
+    }
+
+    /// DynamoDB Local keeping its data on disk, so a stop and restart (outage) loses nothing.
+    pub fn spawned_dynamodb() -> Self {
+        Self::Dynamo(DynamoLocal::start_persistent())
+    }
+
+    /// The environment a worker process needs to reach this store (for DynamoDB: endpoint, region
+    /// and dummy keys, which the config hands to the SDK, never this process's environment).
     pub fn env(&self) -> Vec<(String, String)> {
         match self {
             Self::Mongo(server) => vec![
@@ -37,6 +53,15 @@ impl StoreUnderTest {
                 ("MONGODB_DATABASE".into(), server.database().into()),
                 ("DEDUPE_WINDOW".into(), DEDUPE_WINDOW.into()),
             ],
+            Self::Dynamo(server) => {
+                let mut env = server.child_env();
+                env.extend([
+                    ("STORE".into(), "dynamodb".into()),
+                    ("DYNAMODB_TABLE".into(), DYNAMODB_TABLE.into()),
+                    ("DYNAMODB_ENSURE_TABLE".into(), "true".into()),
+                ]);
+                env
+            }
         }
     }
 
@@ -55,6 +80,7 @@ impl StoreUnderTest {
     pub fn stop(&mut self) {
         match self {
             Self::Mongo(server) => server.stop(),
+            Self::Dynamo(server) => server.stop(),
         }
     }
 
@@ -62,6 +88,7 @@ impl StoreUnderTest {
     pub fn restart(&mut self) {
         match self {
             Self::Mongo(server) => server.restart(),
+            Self::Dynamo(server) => server.restart(),
         }
     }
 }
