@@ -81,6 +81,7 @@ pub struct Worker {
     config: WorkerConfig,
     commit: CommitScript,
     claim_cursor: String,
+    last_claim: Option<Instant>,
     last_maintenance: Option<Instant>,
 }
 
@@ -101,6 +102,7 @@ impl Worker {
             store,
             config,
             claim_cursor: "0-0".to_owned(),
+            last_claim: None,
             last_maintenance: None,
         })
     }
@@ -115,38 +117,57 @@ impl Worker {
     /// # Errors
     /// When Redis fails.
     pub async fn fetch(&mut self) -> Result<Batch, WorkerError> {
-        let (next, claimed) = stream::claim_idle(
-            &mut self.redis,
-            &self.config.consumer,
-            self.config.claim_idle,
-            &self.claim_cursor,
-            self.config.batch_size,
-        )
-        .await?;
-        self.claim_cursor = next;
-        let reclaimed = !claimed.is_empty();
-        let raw = if reclaimed {
-            tracing::info!(entries = claimed.len(), "reclaimed idle entries");
-            claimed
-        } else {
-            match stream::read_new(
+        match self.fetch_raw().await {
+            Ok((raw, reclaimed)) => {
+                let mut batch = self.classify(raw);
+                batch.reclaimed = reclaimed;
+                Ok(batch)
+            }
+            // The stream or the group vanished (e.g. FLUSHALL): recreate it and carry on.
+            Err(e) if e.code() == Some("NOGROUP") => {
+                tracing::warn!("consumer group missing: recreating it");
+                stream::ensure_group(&mut self.redis).await?;
+                Ok(Batch::default())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Reclaims idle entries while a reclaim scan is under way or one is due, else reads new entries.
+    async fn fetch_raw(&mut self) -> redis::RedisResult<(Vec<RawEntry>, bool)> {
+        let due = self
+            .last_claim
+            .is_none_or(|t| t.elapsed() >= self.claim_every())
+            || self.claim_cursor != "0-0";
+        if due {
+            self.last_claim = Some(Instant::now());
+            let (next, claimed) = stream::claim_idle(
                 &mut self.redis,
                 &self.config.consumer,
+                self.config.claim_idle,
+                &self.claim_cursor,
                 self.config.batch_size,
-                self.config.block,
             )
-            .await
-            {
-                Err(e) if e.code() == Some("NOGROUP") => {
-                    stream::ensure_group(&mut self.redis).await?;
-                    Vec::new()
-                }
-                other => other?,
+            .await?;
+            self.claim_cursor = next;
+            if !claimed.is_empty() {
+                tracing::info!(entries = claimed.len(), "reclaimed idle entries");
+                return Ok((claimed, true));
             }
-        };
-        let mut batch = self.classify(raw);
-        batch.reclaimed = reclaimed;
-        Ok(batch)
+        }
+        let raw = stream::read_new(
+            &mut self.redis,
+            &self.config.consumer,
+            self.config.batch_size,
+            self.config.block,
+        )
+        .await?;
+        Ok((raw, false))
+    }
+
+    /// How often to look for idle entries: a quarter of the idle time, at most every second.
+    fn claim_every(&self) -> Duration {
+        (self.config.claim_idle / 4).min(Duration::from_secs(1))
     }
 
     fn classify(&self, raw: Vec<RawEntry>) -> Batch {

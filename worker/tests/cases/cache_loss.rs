@@ -48,6 +48,17 @@ async fn flushall_then_rebuild_restores_the_exact_board() {
         "same rows, ranks and names"
     );
 
+    // The running worker lost its group with the flush; it recreates it and keeps applying.
+    xadd_event(&mut redis, "u000", None, 1000).await;
+    assert_eq!(
+        helpers::drain(&mut worker, Duration::from_secs(10)).await,
+        1
+    );
+    let board_now = helpers::board(&mut redis).await;
+    assert_eq!(board_now["u000"], board_before["u000"] + 1000);
+    let board_before = board_now;
+    let top_before = helpers::snapshot(&mut redis).await.unwrap();
+
     // Deleting only the board keys: a worker start finds the set empty and rebuilds exactly once.
     let _: () = redis
         .del(&[keys::LEADERBOARD, keys::TOP, keys::NAMES])
