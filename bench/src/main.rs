@@ -1,10 +1,13 @@
 //! Benchmarks, apart from the tests: each subcommand prints its figures. Absolute times depend on the
 //! machine; ratios measured in one run are what to compare.
 //!
-//! `cargo run --profile bench-release -p scoreboard-bench -- <update|coldstart|all>`
+//! `cargo run --profile bench-release -p scoreboard-bench -- <update|coldstart|worker|all>`
 
 mod coldstart;
 mod update;
+mod worker;
+mod worker_load;
+mod worker_naive;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -19,6 +22,10 @@ async fn main() -> anyhow::Result<()> {
         coldstart::run(!all).await?;
         ran = true;
     }
-    anyhow::ensure!(ran, "unknown benchmark {which:?}; try: update, coldstart, all");
+    if all || which == "worker" {
+        worker::run().await?;
+        ran = true;
+    }
+    anyhow::ensure!(ran, "unknown benchmark {which:?}; try: update, coldstart, worker, all");
     Ok(())
 }
