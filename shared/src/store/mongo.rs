@@ -294,6 +294,24 @@ mod tests {
         assert_eq!(lenient_u64(&Bson::String("3".into())), None);
     }
 
+    #[tokio::test]
+    async fn tls_uris_enable_tls_and_short_timeouts_are_applied() {
+        let mut options =
+            ClientOptions::parse("mongodb://u:p@h1:27017,h2:27017/?tls=true&replicaSet=rs0")
+                .await
+                .unwrap();
+        apply_defaults(&mut options);
+        assert!(matches!(
+            options.tls,
+            Some(mongodb::options::Tls::Enabled(_))
+        ));
+        assert_eq!(
+            options.server_selection_timeout,
+            Some(std::time::Duration::from_secs(5))
+        );
+        assert_eq!(options.app_name.as_deref(), Some("scoreboard-worker"));
+    }
+
     #[test]
     fn documents_become_totals() {
         let total = to_total(&doc! {"_id": "u1", "score": 42i32, "name": "Ann"}).unwrap();
