@@ -11,9 +11,18 @@ use scoreboard_testkit::RedisServer;
 use crate::helpers::{self, StoreUnderTest, xadd_event};
 
 #[tokio::test(flavor = "multi_thread")]
-async fn flushall_then_rebuild_restores_the_exact_board() {
+async fn flushall_then_rebuild_restores_the_exact_board_with_mongodb() {
+    flushall_then_rebuild_restores_the_exact_board(StoreUnderTest::mongo()).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn flushall_then_rebuild_restores_the_exact_board_with_dynamodb() {
+    flushall_then_rebuild_restores_the_exact_board(StoreUnderTest::dynamodb()).await;
+}
+
+/// The scenario, for any store.
+async fn flushall_then_rebuild_restores_the_exact_board(target: StoreUnderTest) {
     let redis_server = RedisServer::start();
-    let target = StoreUnderTest::mongo();
     let store = target.connect().await;
     let mut redis = helpers::redis_manager(&redis_server.url());
     for i in 0..300u64 {
@@ -90,9 +99,18 @@ async fn flushall_then_rebuild_restores_the_exact_board() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn the_rebuild_subcommand_refills_the_cache_from_the_store() {
+async fn the_rebuild_subcommand_refills_the_cache_from_the_store_with_mongodb() {
+    the_rebuild_subcommand_refills_the_cache_from_the_store(StoreUnderTest::mongo()).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_rebuild_subcommand_refills_the_cache_from_the_store_with_dynamodb() {
+    the_rebuild_subcommand_refills_the_cache_from_the_store(StoreUnderTest::dynamodb()).await;
+}
+
+/// The scenario, for any store.
+async fn the_rebuild_subcommand_refills_the_cache_from_the_store(target: StoreUnderTest) {
     let redis_server = RedisServer::start();
-    let target = StoreUnderTest::mongo();
     let store = target.connect().await;
     let mut redis = helpers::redis_manager(&redis_server.url());
     for (user, inc) in [("a", 5), ("b", 9), ("c", 9)] {

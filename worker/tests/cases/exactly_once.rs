@@ -9,9 +9,18 @@ use scoreboard_worker::Shutdown;
 use crate::helpers::{self, StoreUnderTest};
 
 #[tokio::test(flavor = "multi_thread")]
-async fn events_delivered_twice_change_nothing_the_second_time() {
+async fn events_delivered_twice_change_nothing_the_second_time_with_mongodb() {
+    events_delivered_twice_change_nothing_the_second_time(StoreUnderTest::mongo()).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn events_delivered_twice_change_nothing_the_second_time_with_dynamodb() {
+    events_delivered_twice_change_nothing_the_second_time(StoreUnderTest::dynamodb()).await;
+}
+
+/// The scenario, for any store.
+async fn events_delivered_twice_change_nothing_the_second_time(target: StoreUnderTest) {
     let redis_server = RedisServer::start();
-    let target = StoreUnderTest::mongo();
     let store = target.connect().await;
     let mut redis = helpers::redis_manager(&redis_server.url());
     for i in 0..60u64 {

@@ -1,5 +1,6 @@
-//! Store outage: the MongoDB-protocol server is stopped for a few seconds and started again while the
-//! worker runs; nothing is acked during the outage and nothing is lost.
+//! Store outage: the store's server (the MongoDB-protocol server, or DynamoDB Local keeping its data on
+//! disk) is stopped for a few seconds and started again while the worker runs; nothing is acked during
+//! the outage and nothing is lost.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -10,9 +11,18 @@ use scoreboard_worker::Shutdown;
 use crate::helpers::{self, StoreUnderTest, xadd_event};
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_store_outage_delays_but_loses_nothing() {
+async fn a_store_outage_delays_but_loses_nothing_with_mongodb() {
+    a_store_outage_delays_but_loses_nothing(StoreUnderTest::spawned_mongo()).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_store_outage_delays_but_loses_nothing_with_dynamodb() {
+    a_store_outage_delays_but_loses_nothing(StoreUnderTest::spawned_dynamodb()).await;
+}
+
+/// The scenario, for any store.
+async fn a_store_outage_delays_but_loses_nothing(mut target: StoreUnderTest) {
     let redis_server = RedisServer::start();
-    let mut target = StoreUnderTest::spawned_mongo();
     let store = target.connect().await;
     let mut redis = helpers::redis_manager(&redis_server.url());
     let worker = helpers::worker(&redis, &store, helpers::worker_config("w", &[])).await;
