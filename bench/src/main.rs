@@ -1,9 +1,10 @@
 //! Benchmarks, apart from the tests: each subcommand prints its figures. Absolute times depend on the
 //! machine; ratios measured in one run are what to compare.
 //!
-//! `cargo run --profile bench-release -p scoreboard-bench -- <update|coldstart|worker|all>`
+//! `cargo run --profile bench-release -p scoreboard-bench -- <update|coldstart|worker|sse|all>`
 
 mod coldstart;
+mod sse;
 mod update;
 mod worker;
 mod worker_load;
@@ -26,6 +27,13 @@ async fn main() -> anyhow::Result<()> {
         worker::run().await?;
         ran = true;
     }
-    anyhow::ensure!(ran, "unknown benchmark {which:?}; try: update, coldstart, worker, all");
+    if all || which == "sse" {
+        sse::run().await?;
+        ran = true;
+    }
+    anyhow::ensure!(
+        ran,
+        "unknown benchmark {which:?}; try: update, coldstart, worker, sse, all"
+    );
     Ok(())
 }

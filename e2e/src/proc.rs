@@ -1,10 +1,11 @@
-//! A child process in its own process group (so helpers it spawns, like the functions `cargo lambda watch`
-//! runs, die with it), logging to a file, killed on drop.
+//! A child process in its own process group, logging to a file, stopped on drop — and also when the test
+//! process dies without dropping it (a nextest timeout kills it): a shell leader runs the server beside a
+//! watchdog that reads the test's pipe and stops the whole group when the pipe closes.
 
 use std::net::{Ipv4Addr, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::Duration;
 
 use scoreboard_testkit::wait_until;
@@ -15,27 +16,51 @@ pub struct Proc {
     name: String,
     log: PathBuf,
     child: Child,
+    /// Closing this (drop, or the test process dying) stops the group.
+    _lifeline: Option<ChildStdin>,
 }
+
+/// Runs `"$@"` in the background, stops the group when stdin closes, and exits with the server's status.
+const WATCHDOG: &str = r#""$@" </dev/null & server=$!
+{ cat >/dev/null; kill -TERM 0; } &
+wait "$server""#;
 
 impl Proc {
     /// Spawns `command` (stdout and stderr to `log`) in a new process group.
     ///
     /// # Panics
     /// When the program cannot be spawned.
-    pub fn spawn(name: &str, mut command: Command, log: &Path) -> Self {
+    pub fn spawn(name: &str, command: Command, log: &Path) -> Self {
         let out = std::fs::File::create(log).expect("create log");
         let err = out.try_clone().expect("clone log");
-        let child = command
-            .stdin(Stdio::null())
+        let mut wrapped = Command::new("sh");
+        wrapped
+            .arg("-c")
+            .arg(WATCHDOG)
+            .arg("sh")
+            .arg(command.get_program())
+            .args(command.get_args())
+            .envs(
+                command
+                    .get_envs()
+                    .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v.to_owned()))),
+            );
+        if let Some(dir) = command.get_current_dir() {
+            wrapped.current_dir(dir);
+        }
+        let mut child = wrapped
+            .stdin(Stdio::piped())
             .stdout(out)
             .stderr(err)
             .process_group(0)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {name} ({command:?}): {e}"));
+        let lifeline = child.stdin.take();
         Self {
             name: name.to_owned(),
             log: log.to_owned(),
             child,
+            _lifeline: lifeline,
         }
     }
 

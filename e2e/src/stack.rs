@@ -76,11 +76,13 @@ impl Stack {
     /// # Panics
     /// When a build fails or a component does not come up, with its log.
     pub async fn start(options: StackOptions) -> Self {
+        scoreboard_shared::tls::install_crypto_provider();
         build_binaries();
         let root = workspace_root();
         let venv = root.join(".tools/venv/bin");
         let dir = tempfile::tempdir().expect("temp dir");
         let redis = RedisServer::start();
+        step("redis up; starting nx-27017");
 
         let mongo_port = free_port();
         let mut mongo_cmd = Command::new(venv.join("nx-27017"));
@@ -95,6 +97,7 @@ impl Stack {
         let mongo_uri = format!("mongodb://127.0.0.1:{mongo_port}");
         let database = "scoreboard_e2e".to_owned();
 
+        step("nx-27017 up; starting cargo lambda watch");
         let lambda_port = free_port();
         let env_file = dir.path().join("functions.env");
         let mut env_lines = vec![
@@ -127,6 +130,7 @@ impl Stack {
         functions.wait_port(lambda_port, Duration::from_secs(60));
         let functions_base = format!("http://127.0.0.1:{lambda_port}/lambda-url");
 
+        step("emulator up; starting the worker");
         let worker_port = free_port();
         let mut worker_cmd = Command::new(bin_dir().join("scoreboard-worker"));
         worker_cmd
@@ -140,6 +144,7 @@ impl Stack {
         let mut worker = Proc::spawn("worker", worker_cmd, &dir.path().join("worker.log"));
         worker.wait_port(worker_port, Duration::from_secs(60));
 
+        step("worker up; starting the SSE server");
         let sse_port = free_port();
         let sse_base = format!("http://127.0.0.1:{sse_port}");
         let mut sse_cmd = Command::new(bin_dir().join("scoreboard-sse"));
@@ -173,7 +178,9 @@ impl Stack {
             dir,
         };
         stack.wait_sse_subscribed().await;
+        step("SSE subscribed; warming up the functions");
         stack.warm_up_functions().await;
+        step("stack ready");
         stack
     }
 
@@ -275,24 +282,19 @@ impl Stack {
     }
 }
 
-/// Builds the binaries the stack runs (one cargo call; a no-op when they are fresh).
+/// Progress on stderr (shown for failing tests), so a slow start says where it is.
+fn step(what: &str) {
+    eprintln!("e2e: {what}");
+}
+
+/// Builds every binary of the workspace (one cargo call; a no-op when they are fresh).
 fn build_binaries() {
+    step("cargo build --workspace --bins");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let status = Command::new(cargo)
         .current_dir(workspace_root())
-        .args([
-            "build",
-            "--bins",
-            "-p",
-            "scoreboard-worker",
-            "-p",
-            "scoreboard-sse",
-        ])
-        .args(["-p", "update", "-p", "leaderboard"])
+        .args(["build", "--workspace", "--bins"])
         .status()
         .expect("run cargo build");
-    assert!(
-        status.success(),
-        "cargo build of the stack's binaries failed"
-    );
+    assert!(status.success(), "cargo build --workspace --bins failed");
 }
