@@ -1,5 +1,5 @@
-//! Wiring for the binary: configuration from the environment, clients built once, the HTTP port, the
-//! guarded start-up rebuild, the loop until SIGTERM/Ctrl-C, and the `rebuild` subcommand.
+//! Wiring for the binary: configuration from the environment (cross-checked), the store connection, the
+//! HTTP port, the guarded start-up rebuild, the loop until SIGTERM/Ctrl-C, and the `rebuild` subcommand.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -7,12 +7,12 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use redis::aio::ConnectionManager;
 use scoreboard_shared::config::{Env, RedisConfig, StoreConfig, WorkerConfig};
-use scoreboard_shared::redis_client;
 use scoreboard_shared::store::{self, ScoreStore};
 
+use crate::rebuild as cache;
 use crate::retry::Backoff;
 use crate::shutdown::{Shutdown, shutdown_signal};
-use crate::{http, metrics, rebuild, worker::Worker};
+use crate::{http, metrics, worker::Worker};
 
 /// How long start-up waits for the store before giving up (the orchestrator restarts us).
 const STORE_CONNECT_DEADLINE: Duration = Duration::from_secs(60);
@@ -49,37 +49,60 @@ impl Settings {
     }
 }
 
-/// Runs the worker (no arguments) or `rebuild`.
-///
-/// # Errors
-/// A bad configuration, an unknown subcommand, or a store that stays unreachable at start-up.
-pub async fn main(args: &[String]) -> anyhow::Result<()> {
-    let settings = Settings::from_env(&Env::from_process()).context("invalid configuration")?;
-    let redis = redis_client::connect_lazy(&settings.redis).context("creating the Redis client")?;
-    let store = connect_store(&settings.store).await?;
-    match args.first().map(String::as_str) {
-        None | Some("run") => run(settings, redis, store).await,
-        Some("rebuild") => {
-            let outcome = rebuild::rebuild(
-                &mut redis.clone(),
-                store.as_ref(),
-                settings.worker.leaderboard_size,
-            )
-            .await
-            .context("rebuilding the Redis cache from the store")?;
-            println!(
-                "rebuilt {} users; snapshot version {}",
-                outcome.users, outcome.version
-            );
-            Ok(())
-        }
-        Some(other) => {
-            anyhow::bail!("unknown subcommand {other:?}; usage: scoreboard-worker [run|rebuild]")
-        }
+/// What the binary was asked to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    /// Drain the stream until SIGTERM / Ctrl-C (the default).
+    Run,
+    /// Refill the Redis cache from the store, then exit.
+    Rebuild,
+}
+
+impl Command {
+    /// Parses `[run|rebuild]`.
+    ///
+    /// # Errors
+    /// On anything else.
+    pub fn parse(mut args: impl Iterator<Item = String>) -> anyhow::Result<Self> {
+        let command = match args.next().as_deref() {
+            None | Some("run") => Self::Run,
+            Some("rebuild") => Self::Rebuild,
+            Some(other) => anyhow::bail!(
+                "unknown subcommand {other:?}; usage: scoreboard-worker [run|rebuild]"
+            ),
+        };
+        anyhow::ensure!(
+            args.next().is_none(),
+            "usage: scoreboard-worker [run|rebuild]"
+        );
+        Ok(command)
     }
 }
 
-async fn connect_store(config: &StoreConfig) -> anyhow::Result<Arc<dyn ScoreStore>> {
+/// `scoreboard-worker rebuild`: refills `{sb}:lb`, `{sb}:names` and `{sb}:top` from the store.
+///
+/// # Errors
+/// When the store or Redis fails.
+pub async fn rebuild(
+    settings: Settings,
+    mut redis: ConnectionManager,
+    store: Arc<dyn ScoreStore>,
+) -> anyhow::Result<()> {
+    let outcome = cache::rebuild(&mut redis, store.as_ref(), settings.worker.leaderboard_size)
+        .await
+        .context("rebuilding the Redis cache from the store")?;
+    println!(
+        "rebuilt {} users; snapshot version {}",
+        outcome.users, outcome.version
+    );
+    Ok(())
+}
+
+/// Connects to the configured store, retrying with backoff for up to a minute.
+///
+/// # Errors
+/// A configuration error at once, or the last connection error after the deadline.
+pub async fn connect_store(config: &StoreConfig) -> anyhow::Result<Arc<dyn ScoreStore>> {
     let deadline = Instant::now() + STORE_CONNECT_DEADLINE;
     let mut backoff = Backoff::default();
     loop {
@@ -97,7 +120,12 @@ async fn connect_store(config: &StoreConfig) -> anyhow::Result<Arc<dyn ScoreStor
     }
 }
 
-async fn run(
+/// Serves `/healthz` and `/metrics`, rebuilds an empty cache once, and drains the stream until
+/// SIGTERM / Ctrl-C.
+///
+/// # Errors
+/// When the HTTP port cannot be bound.
+pub async fn run(
     settings: Settings,
     mut redis: ConnectionManager,
     store: Arc<dyn ScoreStore>,
@@ -125,8 +153,7 @@ async fn run(
     });
 
     if let Err(error) =
-        rebuild::rebuild_if_empty(&mut redis, store.as_ref(), settings.worker.leaderboard_size)
-            .await
+        cache::rebuild_if_empty(&mut redis, store.as_ref(), settings.worker.leaderboard_size).await
     {
         tracing::warn!(error = %error, "start-up rebuild failed; the board refills as events arrive");
     }

@@ -1,8 +1,19 @@
 //! `scoreboard-worker [run|rebuild]`: the stream consumer container (see the crate docs).
 
+use anyhow::Context;
+use scoreboard_shared::config::Env;
+use scoreboard_shared::{logging, redis_client};
+use scoreboard_worker::app::{self, Command, Settings};
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    scoreboard_shared::logging::init();
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    scoreboard_worker::app::main(&args).await
+    logging::init();
+    let command = Command::parse(std::env::args().skip(1))?;
+    let settings = Settings::from_env(&Env::from_process()).context("invalid configuration")?;
+    let redis = redis_client::connect_lazy(&settings.redis).context("creating the Redis client")?;
+    let store = app::connect_store(&settings.store).await?;
+    match command {
+        Command::Run => app::run(settings, redis, store).await,
+        Command::Rebuild => app::rebuild(settings, redis, store).await,
+    }
 }
