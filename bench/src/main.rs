@@ -1,9 +1,10 @@
 //! Benchmarks, apart from the tests: each subcommand prints its figures. Absolute times depend on the
 //! machine; ratios measured in one run are what to compare.
 //!
-//! `cargo run --profile bench-release -p scoreboard-bench -- <update|coldstart|worker|sse|all>`
+//! `cargo run --profile bench-release -p scoreboard-bench -- <update|coldstart|dynamo|worker|sse|all>`
 
 mod coldstart;
+mod dynamo;
 mod sse;
 mod update;
 mod worker;
@@ -31,9 +32,13 @@ async fn main() -> anyhow::Result<()> {
         sse::run().await?;
         ran = true;
     }
+    if all || which == "dynamo" {
+        dynamo::run().await?;
+        ran = true;
+    }
     anyhow::ensure!(
         ran,
-        "unknown benchmark {which:?}; try: update, coldstart, worker, sse, all"
+        "unknown benchmark {which:?}; try: update, coldstart, dynamo, worker, sse, all"
     );
     Ok(())
 }
