@@ -4,5 +4,6 @@ mod auth;
 mod caps;
 mod dev;
 mod helpers;
+mod logging;
 mod pubsub;
 mod stream;
