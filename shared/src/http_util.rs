@@ -1,10 +1,25 @@
-//! Small HTTP helpers shared by the Lambda handlers: reading the bearer header, JSON and problem responses.
+//! What the Lambda handlers share: their clients, reading the bearer header, JSON and problem responses.
 
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use lambda_http::{Body, Response};
 use serde::Serialize;
 
+use crate::auth::Authenticator;
+use crate::config::{AuthConfig, ConfigError, Env, RedisConfig};
 use crate::problem::ApiError;
+use crate::redis_client;
+
+/// The clients every function holds for its lifetime: the token verifier and a lazy Redis connection.
+///
+/// # Errors
+/// The first invalid or missing auth or Redis configuration value.
+pub fn function_clients(
+    env: &Env,
+) -> Result<(Authenticator, redis::aio::ConnectionManager), ConfigError> {
+    let redis = redis_client::connect_lazy(&RedisConfig::from_env(env)?)
+        .map_err(|_| ConfigError::new("REDIS_URL", "cannot create a Redis client"))?;
+    Ok((Authenticator::new(&AuthConfig::from_env(env)?)?, redis))
+}
 
 /// The `Authorization` header as text, if present and readable.
 pub fn authorization(headers: &HeaderMap) -> Option<&str> {

@@ -6,10 +6,10 @@ use redis::aio::ConnectionManager;
 
 use super::{read_my_rank, read_snapshot};
 use crate::auth::Authenticator;
-use crate::config::{AuthConfig, ConfigError, Env, LeaderboardConfig, RedisConfig};
-use crate::http_util::{authorization, json_response, problem_response};
+use crate::config::{ConfigError, Env, LeaderboardConfig};
+use crate::http_util::{authorization, function_clients, json_response, problem_response};
 use crate::problem::ApiError;
-use crate::{redis_client, request_id};
+use crate::request_id;
 
 /// The board.
 pub const LEADERBOARD_PATH: &str = "/api/v1/scores/leaderboard";
@@ -30,10 +30,7 @@ impl LeaderboardService {
     /// # Errors
     /// The first invalid or missing configuration value.
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        let redis_config = RedisConfig::from_env(env)?;
-        let redis = redis_client::connect_lazy(&redis_config)
-            .map_err(|_| ConfigError::new("REDIS_URL", "cannot create a Redis client"))?;
-        let auth = Authenticator::new(&AuthConfig::from_env(env)?)?;
+        let (auth, redis) = function_clients(env)?;
         Ok(Self {
             auth,
             redis,

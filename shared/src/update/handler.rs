@@ -7,10 +7,10 @@ use serde_json::json;
 
 use super::{EnqueueOutcome, EnqueueRequest, Enqueuer, parse_idempotency_key, parse_increment};
 use crate::auth::Authenticator;
-use crate::config::{AuthConfig, ConfigError, Env, RedisConfig, UpdateConfig};
-use crate::http_util::{authorization, json_response, problem_response};
+use crate::config::{ConfigError, Env, UpdateConfig};
+use crate::http_util::{authorization, function_clients, json_response, problem_response};
 use crate::problem::ApiError;
-use crate::{redis_client, request_id};
+use crate::request_id;
 
 /// The only route this function serves.
 pub const UPDATE_PATH: &str = "/api/v1/scores/update";
@@ -30,10 +30,7 @@ impl UpdateService {
     /// # Errors
     /// The first invalid or missing configuration value.
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        let redis_config = RedisConfig::from_env(env)?;
-        let redis = redis_client::connect_lazy(&redis_config)
-            .map_err(|_| ConfigError::new("REDIS_URL", "cannot create a Redis client"))?;
-        let auth = Authenticator::new(&AuthConfig::from_env(env)?)?;
+        let (auth, redis) = function_clients(env)?;
         Ok(Self::new(auth, redis, UpdateConfig::from_env(env)?))
     }
 
