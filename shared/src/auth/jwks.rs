@@ -49,6 +49,7 @@ struct RawSet {
 
 impl JwksCache {
     pub fn new(url: String, min_refresh: Duration) -> Self {
+        crate::tls::install_crypto_provider();
         let client = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(2))
             .timeout(Duration::from_secs(5))
