@@ -21,8 +21,11 @@ pub struct Proc {
 }
 
 /// Runs `"$@"` in the background, stops the group when stdin closes, and exits with the server's status.
-const WATCHDOG: &str = r#""$@" </dev/null & server=$!
-{ cat >/dev/null; kill -TERM 0; } &
+/// (Background jobs of a non-interactive shell get `/dev/null` as stdin, hence the copy on fd 3.)
+const WATCHDOG: &str = r#"exec 3<&0
+"$@" </dev/null 3<&- & server=$!
+{ cat <&3 >/dev/null; kill -TERM 0; } &
+exec 3<&-
 wait "$server""#;
 
 impl Proc {

@@ -40,3 +40,30 @@ async fn process_cap_answers_503_and_frees_the_slot_on_disconnect() {
     app.wait_health(|h| h["connections"] == 2).await;
     assert_eq!(app.connect(&token("d")).await.status, 200);
 }
+
+#[tokio::test]
+async fn cors_allows_only_the_configured_origins() {
+    let app = TestApp::spawn(
+        &[("CORS_ALLOWED_ORIGINS", "https://app.example.com")],
+        Some(&snapshot(1)),
+    )
+    .await;
+    let preflight = |origin: &'static str| {
+        app.http
+            .request(reqwest::Method::OPTIONS, app.events_url())
+            .header("Origin", origin)
+            .header("Access-Control-Request-Method", "GET")
+            .header(
+                "Access-Control-Request-Headers",
+                "authorization,last-event-id",
+            )
+            .send()
+    };
+    let allowed = preflight("https://app.example.com").await.unwrap();
+    assert_eq!(
+        allowed.headers()["access-control-allow-origin"],
+        "https://app.example.com"
+    );
+    let other = preflight("https://evil.example").await.unwrap();
+    assert!(!other.headers().contains_key("access-control-allow-origin"));
+}

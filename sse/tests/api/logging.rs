@@ -39,15 +39,24 @@ async fn query_tokens_never_reach_the_request_logs() {
     client.next_snapshot(Duration::from_secs(5)).await.unwrap();
     let bad = app
         .http
-        .get(format!("{}?access_token=not-a-jwt-but-secret", app.events_url()))
+        .get(format!(
+            "{}?access_token=not-a-jwt-but-secret",
+            app.events_url()
+        ))
         .send()
         .await
         .unwrap();
     assert_eq!(bad.status(), 401);
     drop(client);
     let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
-    assert!(text.contains("/api/v1/scores/events"), "requests are logged:\n{text}");
+    assert!(
+        text.contains("/api/v1/scores/events"),
+        "requests are logged:\n{text}"
+    );
     assert!(!text.contains(&secret_token), "token leaked into logs");
-    assert!(!text.contains("not-a-jwt-but-secret"), "query leaked into logs");
+    assert!(
+        !text.contains("not-a-jwt-but-secret"),
+        "query leaked into logs"
+    );
     assert!(!text.contains("access_token"), "query leaked into logs");
 }
