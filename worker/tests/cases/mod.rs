@@ -5,6 +5,7 @@ mod chaos;
 mod coalescing;
 mod dead_letters;
 mod exactly_once;
+mod redis_outage;
 mod shutdown;
 mod store_outage;
 mod ties;
