@@ -98,8 +98,17 @@ if not current and entries == '[]' then
   return {0, tonumber(redis.call('GET', version_key) or '0')}
 end
 
-local version = redis.call('INCR', version_key)
-local json = '{"version":' .. version .. ',"updatedAt":' .. cjson.encode(updated_at) ..
+-- Versions only grow, even across a lost cache: a missing counter restarts from server time in
+-- microseconds, above any version handed out before (fewer than 10^6 versions a second).
+local version
+if redis.call('EXISTS', version_key) == 1 then
+  version = redis.call('INCR', version_key)
+else
+  local t = redis.call('TIME')
+  version = tonumber(t[1]) * 1000000 + tonumber(t[2])
+  redis.call('SET', version_key, string.format('%.0f', version))
+end
+local json = '{"version":' .. string.format('%.0f', version) .. ',"updatedAt":' .. cjson.encode(updated_at) ..
   ',"entries":' .. entries .. '}'
 redis.call('SET', top, json)
 redis.call('PUBLISH', channel, json)

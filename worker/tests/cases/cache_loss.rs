@@ -56,6 +56,12 @@ async fn flushall_then_rebuild_restores_the_exact_board(target: StoreUnderTest) 
         top_after.entries, top_before.entries,
         "same rows, ranks and names"
     );
+    assert!(
+        top_after.version > top_before.version,
+        "versions keep growing across a lost cache ({} then {}), so SSE clients and ETags move on",
+        top_before.version,
+        top_after.version
+    );
 
     // The running worker lost its group with the flush; it recreates it and keeps applying.
     xadd_event(&mut redis, "u000", None, 1000).await;
