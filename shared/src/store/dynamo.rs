@@ -10,8 +10,8 @@
 //!
 //! Round trips per batch: `ceil(items / 100)` `TransactWriteItems` (items = events + one per user and
 //! chunk) plus `ceil(users / 100)` strongly consistent `BatchGetItem` for the new totals (transactions
-//! return no values). A cancelled transaction adds one two-item transaction per event not known to be
-//! applied. Throttling, conflicts, 5xx and network errors are retried with capped, jittered exponential
+//! return no values); up to four transactions of a batch are in flight at once. A cancelled transaction
+//! adds one two-item transaction per event not known to be applied. Throttling, conflicts, 5xx and network errors are retried with capped, jittered exponential
 //! backoff ([`RetryPolicy`]); the SDK's own retries are off.
 //!
 //! Markers must outlive any redelivery of their event (claim idle time × max deliveries, plus the
@@ -52,6 +52,8 @@ use crate::config::DynamoConfig;
 
 /// Items the service accepts in one `TransactWriteItems`.
 pub const MAX_TRANSACTION_ITEMS: usize = 100;
+/// Transactions of one batch in flight at once.
+const CONCURRENT_TRANSACTIONS: usize = 4;
 /// Keys the service accepts in one `BatchGetItem`.
 const MAX_BATCH_GET_KEYS: usize = 100;
 
@@ -579,9 +581,17 @@ impl ScoreStore for DynamoStore {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
-        for tx in plan::plan(batch, self.options.max_transaction_items) {
-            self.apply_transaction(&tx).await?;
+        let plan = plan::plan(batch, self.options.max_transaction_items);
+        // Transactions of one batch touch different users (except a user split across transactions,
+        // whose conflict is retried), so a few run at once.
+        let mut writes = Vec::with_capacity(plan.len());
+        for tx in &plan {
+            writes.push(self.apply_transaction(tx));
         }
+        stream::iter(writes)
+            .buffer_unordered(CONCURRENT_TRANSACTIONS)
+            .try_collect::<()>()
+            .await?;
         self.read_totals(&plan::users(batch)).await
     }
 
