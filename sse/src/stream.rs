@@ -18,6 +18,9 @@ use crate::telemetry;
 
 /// The SSE event name of a snapshot.
 pub const EVENT_NAME: &str = "leaderboard";
+/// Gaps wider than this are a cache rebuild moving the version forward (the worker may jump it), not
+/// versions a slow client missed, so they are not counted as skipped.
+const MAX_COUNTED_GAP: u64 = 10_000;
 
 struct ClientState {
     frames: watch::Receiver<Arc<Frame>>,
@@ -80,7 +83,7 @@ async fn next_event(mut s: ClientState) -> Option<(Result<Event, Infallible>, Cl
             continue;
         }
         let skipped = frame.version - s.last_sent - 1;
-        if skipped > 0 && s.last_sent > 0 {
+        if skipped > 0 && skipped <= MAX_COUNTED_GAP && s.last_sent > 0 {
             metrics::counter!(telemetry::VERSIONS_SKIPPED).increment(skipped);
         }
         s.last_sent = frame.version;
