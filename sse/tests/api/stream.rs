@@ -158,3 +158,43 @@ async fn health_and_metrics_are_served() {
         assert!(metrics.contains(name), "{name} missing from:\n{metrics}");
     }
 }
+
+#[tokio::test]
+async fn a_client_that_stops_reading_skips_versions_instead_of_queueing_them() {
+    let app = TestApp::spawn(&[], Some(&snapshot(1))).await;
+    let mut client = app.connect(&token("slow")).await;
+    client.next_snapshot(T).await.unwrap();
+    // ~2 KiB per version × 3,000 versions is far more than the socket buffers hold while we do not read.
+    let big = |v: u64| {
+        let mut s = snapshot(v);
+        s.entries = (1..=10)
+            .map(|rank| scoreboard_shared::snapshot::Entry {
+                rank,
+                user_id: format!("user-{rank}-{}", "x".repeat(150)),
+                name: format!("Player {rank}"),
+                score: v * 100 - u64::from(rank),
+            })
+            .collect();
+        s
+    };
+    for v in 2..=3_000 {
+        app.publish(&big(v)).await;
+    }
+    let seen = client.until_version(3_000, Duration::from_secs(20)).await;
+    assert!(seen.windows(2).all(|w| w[0] < w[1]), "still in order");
+    assert!(
+        seen.len() < 2_999,
+        "a stalled client must skip versions, got all {}",
+        seen.len()
+    );
+    let metrics = app
+        .http
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("sse_versions_skipped_total"), "{metrics}");
+}
