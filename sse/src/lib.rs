@@ -4,16 +4,16 @@
 pub mod config;
 mod demo;
 mod dev;
-pub mod events;
-pub mod hub;
-pub mod limits;
+mod events;
+mod hub;
+mod limits;
 mod problem;
 mod pubsub;
 mod server;
 pub mod shutdown;
 mod state;
-pub mod stream;
-pub mod telemetry;
+mod stream;
+mod telemetry;
 
 pub use config::SseConfig;
 pub use server::{app, run};

@@ -63,34 +63,34 @@ impl AppState {
         &self.inner.config
     }
 
-    pub fn auth(&self) -> &Authenticator {
+    pub(crate) fn auth(&self) -> &Authenticator {
         &self.inner.auth
     }
 
-    pub fn hub(&self) -> &Hub {
+    pub(crate) fn hub(&self) -> &Hub {
         &self.inner.hub
     }
 
-    pub fn limiter(&self) -> &ConnectionLimiter {
+    pub(crate) fn limiter(&self) -> &ConnectionLimiter {
         &self.inner.limiter
     }
 
-    pub fn prometheus(&self) -> &PrometheusHandle {
+    pub(crate) fn prometheus(&self) -> &PrometheusHandle {
         &self.inner.prometheus
     }
 
     /// The HTTP client of the dev update proxy.
-    pub fn http(&self) -> &reqwest::Client {
+    pub(crate) fn http(&self) -> &reqwest::Client {
         &self.inner.http
     }
 
     /// Flips to `true` once when the process starts shutting down.
-    pub fn closing(&self) -> watch::Receiver<bool> {
+    pub(crate) fn closing(&self) -> watch::Receiver<bool> {
         self.inner.closing.subscribe()
     }
 
     /// Ends every stream and the Pub/Sub loop.
-    pub fn close(&self) {
+    pub(crate) fn close(&self) {
         self.inner.closing.send_replace(true);
     }
 
