@@ -11,7 +11,8 @@
 //! Round trips per batch: `ceil(items / 100)` `TransactWriteItems` (items = events + one per user and
 //! chunk) plus `ceil(users / 100)` strongly consistent `BatchGetItem` for the new totals (transactions
 //! return no values); up to four transactions of a batch are in flight at once. A cancelled transaction
-//! adds one two-item transaction per event not known to be applied. Throttling, conflicts, 5xx and network errors are retried with capped, jittered exponential
+//! adds one two-item transaction per event not known to be applied (users in parallel, each user's
+//! events in order). Throttling, conflicts, 5xx and network errors are retried with capped, jittered exponential
 //! backoff ([`RetryPolicy`]); the SDK's own retries are off.
 //!
 //! Markers must outlive any redelivery of their event (claim idle time × max deliveries, plus the
@@ -54,6 +55,8 @@ use crate::config::DynamoConfig;
 pub const MAX_TRANSACTION_ITEMS: usize = 100;
 /// Transactions of one batch in flight at once.
 const CONCURRENT_TRANSACTIONS: usize = 4;
+/// Users written at once on the per-event path (each user's events stay sequential).
+const CONCURRENT_USERS_PER_EVENT: usize = 8;
 /// Keys the service accepts in one `BatchGetItem`.
 const MAX_BATCH_GET_KEYS: usize = 100;
 
@@ -378,10 +381,15 @@ impl DynamoStore {
                     already_applied = applied.len(),
                     "transaction cancelled by existing markers; applying per event"
                 );
+                // A transaction names each user once: users go in parallel, a user's events in order.
+                let mut writes = Vec::with_capacity(tx.len());
                 for chunk in tx {
-                    self.apply_per_event(chunk, &applied).await?;
+                    writes.push(self.apply_per_event(chunk, &applied));
                 }
-                Ok(())
+                stream::iter(writes)
+                    .buffer_unordered(CONCURRENT_USERS_PER_EVENT)
+                    .try_collect::<()>()
+                    .await
             }
         }
     }
