@@ -38,7 +38,7 @@ async fn serve_sse() -> anyhow::Result<()> {
     let config = scoreboard_sse::SseConfig::from_env(&env).context("sse config")?;
     let listener = tokio::net::TcpListener::bind(config.bind_addr).await?;
     let state = scoreboard_sse::AppState::new(config)?;
-    scoreboard_sse::run(listener, state, scoreboard_sse::shutdown::shutdown_signal()).await?;
+    scoreboard_sse::run(listener, state, scoreboard_shared::shutdown::signal()).await?;
     Ok(())
 }
 

@@ -10,7 +10,10 @@ pub mod logging;
 pub mod problem;
 pub mod redis_client;
 pub mod request_id;
+pub mod shutdown;
 pub mod snapshot;
 pub mod store;
+#[cfg(feature = "prometheus")]
+pub mod telemetry;
 pub mod tls;
 pub mod update;

@@ -10,7 +10,6 @@ mod limits;
 mod problem;
 mod pubsub;
 mod server;
-pub mod shutdown;
 mod state;
 mod stream;
 mod telemetry;

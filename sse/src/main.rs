@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use scoreboard_shared::config::Env;
-use scoreboard_sse::{AppState, SseConfig, run, shutdown::shutdown_signal};
+use scoreboard_sse::{AppState, SseConfig, run};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -14,7 +14,7 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("bind {bind_addr}"))?;
     tracing::info!(addr = %listener.local_addr()?, "sse listening");
-    run(listener, state, shutdown_signal()).await?;
+    run(listener, state, scoreboard_shared::shutdown::signal()).await?;
     tracing::info!("sse stopped");
     Ok(())
 }

@@ -1,10 +1,8 @@
 //! Prometheus metrics of the SSE process (one recorder per process) and the request span that records the
 //! path only: the query string may carry `access_token`, so it is never logged.
 
-use std::sync::OnceLock;
-
 use axum::extract::Request;
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::PrometheusHandle;
 use tracing::Span;
 
 /// Open streams now.
@@ -20,19 +18,12 @@ pub const PUBSUB_RECONNECTS: &str = "sse_pubsub_reconnects_total";
 /// The snapshot version this process holds.
 pub const SNAPSHOT_VERSION: &str = "sse_snapshot_version";
 
-/// The process-wide Prometheus handle, installing the recorder on first use.
+/// The process-wide Prometheus handle, with this process's metrics described.
 pub fn prometheus() -> PrometheusHandle {
-    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
-    HANDLE
-        .get_or_init(|| {
-            let recorder = PrometheusBuilder::new().build_recorder();
-            let handle = recorder.handle();
-            // Fails only when another recorder is installed; the handle still renders (empty) then.
-            let _ = metrics::set_global_recorder(recorder);
-            describe();
-            handle
-        })
-        .clone()
+    static DESCRIBED: std::sync::Once = std::sync::Once::new();
+    let handle = scoreboard_shared::telemetry::prometheus();
+    DESCRIBED.call_once(describe);
+    handle
 }
 
 fn describe() {

@@ -11,8 +11,8 @@ use scoreboard_shared::store::{self, ScoreStore};
 
 use crate::rebuild as cache;
 use crate::retry::Backoff;
-use crate::shutdown::{Shutdown, shutdown_signal};
-use crate::{http, metrics, worker::Worker};
+use crate::shutdown::Shutdown;
+use crate::{http, worker::Worker};
 
 /// How long start-up waits for the store before giving up (the orchestrator restarts us).
 const STORE_CONNECT_DEADLINE: Duration = Duration::from_secs(60);
@@ -138,7 +138,7 @@ pub async fn run(
     let health = http::app(http::HealthState {
         redis: redis.clone(),
         store: store.clone(),
-        metrics: metrics::install(),
+        metrics: scoreboard_shared::telemetry::prometheus(),
     });
     let mut http_shutdown = shutdown.clone();
     let server = tokio::spawn(async move {
@@ -147,7 +147,7 @@ pub async fn run(
             .await
     });
     tokio::spawn(async move {
-        shutdown_signal().await;
+        scoreboard_shared::shutdown::signal().await;
         tracing::info!("shutdown requested: finishing the batch in hand");
         trigger.trigger();
     });

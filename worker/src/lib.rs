@@ -20,6 +20,6 @@ pub use entry::{MAX_ENTRY_INCREMENT, StreamEvent, parse_entry};
 pub use http::{HealthState, app as health_app};
 pub use rebuild::{REBUILD_LOCK, RebuildOutcome, rebuild, rebuild_if_empty};
 pub use retry::Backoff;
-pub use shutdown::{Shutdown, ShutdownTrigger, shutdown_signal};
+pub use shutdown::{Shutdown, ShutdownTrigger};
 pub use stream::{RawEntry, ensure_group, next_id, pending_summary, trim_acked};
 pub use worker::{Batch, StepOutcome, Worker, WorkerError};

@@ -1,10 +1,8 @@
 //! The worker's Prometheus metrics: names in one place so dashboards and the README agree.
 
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use metrics::{counter, gauge, histogram};
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 pub const EVENTS: &str = "scoreboard_worker_events_total";
 pub const BATCHES: &str = "scoreboard_worker_batches_total";
@@ -16,20 +14,6 @@ pub const PENDING: &str = "scoreboard_worker_pending";
 pub const RETRIES: &str = "scoreboard_worker_retries_total";
 pub const DLQ: &str = "scoreboard_worker_dlq_total";
 pub const SNAPSHOTS: &str = "scoreboard_worker_snapshots_total";
-
-/// Installs the process-wide Prometheus recorder once and returns its handle.
-pub fn install() -> PrometheusHandle {
-    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
-    HANDLE
-        .get_or_init(|| {
-            let recorder = PrometheusBuilder::new().build_recorder();
-            let handle = recorder.handle();
-            // Another recorder may already be installed (tests); ours still renders what it saw.
-            let _ = metrics::set_global_recorder(recorder);
-            handle
-        })
-        .clone()
-}
 
 pub(crate) fn batch(applied: usize, dead: usize, store: Duration, commit: Duration) {
     counter!(BATCHES).increment(1);
