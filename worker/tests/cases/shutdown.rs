@@ -10,9 +10,26 @@ use scoreboard_worker::Shutdown;
 use crate::helpers::{self, StoreUnderTest, xadd_event};
 
 #[tokio::test(flavor = "multi_thread")]
-async fn shutdown_finishes_and_commits_the_batch_in_hand_then_stops_reading() {
+async fn shutdown_finishes_and_commits_the_batch_in_hand_then_stops_reading_with_mongodb() {
+    shutdown_finishes_and_commits_the_batch_in_hand_then_stops_reading(
+        StoreUnderTest::spawned_mongo(),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn shutdown_finishes_and_commits_the_batch_in_hand_then_stops_reading_with_dynamodb() {
+    shutdown_finishes_and_commits_the_batch_in_hand_then_stops_reading(
+        StoreUnderTest::spawned_dynamodb(),
+    )
+    .await;
+}
+
+/// The scenario, for any store.
+async fn shutdown_finishes_and_commits_the_batch_in_hand_then_stops_reading(
+    mut target: StoreUnderTest,
+) {
     let redis_server = RedisServer::start();
-    let mut target = StoreUnderTest::spawned_mongo();
     let store = target.connect().await;
     let mut redis = helpers::redis_manager(&redis_server.url());
     let worker = helpers::worker(&redis, &store, helpers::worker_config("w", &[])).await;
