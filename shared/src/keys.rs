@@ -28,8 +28,10 @@ pub fn rate_limit(user: &str) -> String {
     format!("{RATE_LIMIT_PREFIX}{user}")
 }
 
-/// Idempotency record of one user's key.
+/// Idempotency record of one user's key. `:` and `%` in the user id are percent-encoded so that the first
+/// `:` after the user ends it: user `a:b` with key `c` and user `a` with key `b:c` never share a record.
 pub fn idempotency(user: &str, key: &str) -> String {
+    let user = user.replace('%', "%25").replace(':', "%3A");
     format!("{{sb}}:idem:{user}:{key}")
 }
 
@@ -41,6 +43,8 @@ mod tests {
     fn per_user_keys_keep_the_hash_tag() {
         assert_eq!(rate_limit("u1"), "{sb}:rl:u1");
         assert_eq!(idempotency("u1", "k-1"), "{sb}:idem:u1:k-1");
+        assert_ne!(idempotency("a:b", "c"), idempotency("a", "b:c"));
+        assert_ne!(idempotency("a%3Ab", "c"), idempotency("a:b", "c"));
         for key in [
             UPDATES,
             DLQ,

@@ -240,3 +240,14 @@ async fn each_accepted_update_is_exactly_one_script_call_and_nothing_else() {
         "script is sent by hash, not text"
     );
 }
+
+#[tokio::test]
+async fn idempotency_records_of_users_with_colons_in_their_ids_never_collide() {
+    let h = UpdateHarness::start(&[]);
+    let first = h.send(with_key(&hs_token("a:b"), "c", BODY)).await;
+    let second = h.send(with_key(&hs_token("a"), "b:c", BODY)).await;
+    assert_eq!((first.status, second.status), (202, 202));
+    assert_ne!(first.json["eventId"], second.json["eventId"]);
+    assert_eq!(second.header("idempotent-replayed"), None);
+    assert_eq!(h.stream_len().await, 2);
+}
