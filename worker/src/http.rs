@@ -1,10 +1,15 @@
-//! The worker's small HTTP port: `/healthz` (Redis and the store answer) and `/metrics` (Prometheus).
+//! The worker's small HTTP port: `/healthz` (liveness, with Redis and store reachability as detail) and
+//! `/metrics` (Prometheus).
+//!
+//! `/healthz` answers 200 while the process runs even when a dependency is down: the worker already retries
+//! outages in-process without acking, and an orchestrator restarting it instead would abandon the batch in
+//! hand and push its delivery count toward `MAX_DELIVERIES`, sending valid events to the DLQ.
 
 use std::sync::Arc;
 
+use axum::Json;
 use axum::Router;
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::routing::get;
 use metrics_exporter_prometheus::PrometheusHandle;
 use redis::aio::ConnectionManager;
@@ -26,17 +31,13 @@ pub fn app(state: HealthState) -> Router {
         .with_state(state)
 }
 
-async fn healthz(State(state): State<HealthState>) -> (StatusCode, &'static str) {
+async fn healthz(State(state): State<HealthState>) -> Json<serde_json::Value> {
     let redis_ok = redis::cmd("PING")
         .query_async::<String>(&mut state.redis.clone())
         .await
         .is_ok();
     let store_ok = state.store.ping().await.is_ok();
-    match (redis_ok, store_ok) {
-        (true, true) => (StatusCode::OK, "ok\n"),
-        (false, _) => (StatusCode::SERVICE_UNAVAILABLE, "redis unavailable\n"),
-        (true, false) => (StatusCode::SERVICE_UNAVAILABLE, "store unavailable\n"),
-    }
+    Json(serde_json::json!({"status": "ok", "redis": redis_ok, "store": store_ok}))
 }
 
 async fn render_metrics(State(state): State<HealthState>) -> String {

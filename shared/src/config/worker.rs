@@ -68,8 +68,9 @@ impl WorkerConfig {
         })
     }
 
-    /// The smallest dedupe window that is safe: twice what one user can enqueue between a delivery and
-    /// its re-delivery (`burst + rate × claim idle time`).
+    /// The smallest dedupe window that is safe: one whole batch of a single user's events (a re-delivered
+    /// batch is checked against ids written with it) plus twice what one user can enqueue between a
+    /// delivery and its re-delivery (`burst + rate × claim idle time`).
     pub fn min_dedupe_window(&self) -> u64 {
         let per_idle = u64::from(self.rate_per_sec)
             .saturating_mul(self.claim_idle.as_millis() as u64)
@@ -77,6 +78,7 @@ impl WorkerConfig {
         per_idle
             .saturating_add(u64::from(self.burst))
             .saturating_mul(2)
+            .saturating_add(self.batch_size as u64)
     }
 
     /// Checks a store's dedupe window `K` against [`Self::min_dedupe_window`].
@@ -89,7 +91,7 @@ impl WorkerConfig {
             return Err(ConfigError::new(
                 "DEDUPE_WINDOW",
                 format!(
-                    "{window} is too small: must be at least {min} = 2 × (RATE_LIMIT_BURST + \
+                    "{window} is too small: must be at least {min} = WORKER_BATCH_SIZE + 2 × (RATE_LIMIT_BURST + \
                      RATE_LIMIT_PER_SEC × CLAIM_IDLE_MS / 1000) so a re-delivered event is still remembered"
                 ),
             ));
@@ -116,7 +118,7 @@ mod tests {
     fn defaults_are_sane_and_pass_the_dedupe_check() {
         let cfg = WorkerConfig::from_env(&Env::default()).unwrap();
         assert_eq!((cfg.batch_size, cfg.leaderboard_size), (100, 10));
-        assert_eq!(cfg.min_dedupe_window(), 640);
+        assert_eq!(cfg.min_dedupe_window(), 740);
         cfg.check_dedupe_window(super::super::store::DEFAULT_DEDUPE_WINDOW)
             .unwrap();
         assert!(cfg.consumer.ends_with(&format!("-{}", std::process::id())));
@@ -128,7 +130,18 @@ mod tests {
         let cfg = WorkerConfig::from_env(&env).unwrap();
         let err = cfg.check_dedupe_window(6_000).unwrap_err();
         assert_eq!(err.var, "DEDUPE_WINDOW");
-        assert!(cfg.check_dedupe_window(12_040).is_ok());
+        assert!(cfg.check_dedupe_window(12_140).is_ok());
+    }
+
+    #[test]
+    fn a_window_smaller_than_one_batch_is_refused() {
+        let env = Env::from_pairs([("WORKER_BATCH_SIZE", "5000")]);
+        let cfg = WorkerConfig::from_env(&env).unwrap();
+        assert_eq!(
+            cfg.check_dedupe_window(1_000).unwrap_err().var,
+            "DEDUPE_WINDOW"
+        );
+        assert!(cfg.check_dedupe_window(5_640).is_ok());
     }
 
     #[test]

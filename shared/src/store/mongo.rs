@@ -119,6 +119,14 @@ impl MongoStore {
             })
             .await
             .map_err(store_error)?;
+        // The write may not be durable (e.g. a majority write timed out): retry the batch, which the
+        // `$nin` guard makes safe, rather than ack events a rollback could lose.
+        if let Ok(concern) = reply.get_document("writeConcernError") {
+            return Err(StoreError::Unavailable(format!(
+                "write concern not met: {}",
+                concern.get_str("errmsg").unwrap_or("unknown")
+            )));
+        }
         let n = reply.get("n").and_then(lenient_u64).unwrap_or(0);
         let mut duplicates = Vec::new();
         if let Ok(errors) = reply.get_array("writeErrors") {

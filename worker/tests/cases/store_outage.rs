@@ -58,6 +58,7 @@ async fn a_store_outage_delays_but_loses_nothing(mut target: StoreUnderTest) {
         },
     )
     .await;
+    assert_liveness_survives_the_outage(&redis, &store).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert!(
         helpers::pending(&mut redis).await > 0,
@@ -83,4 +84,27 @@ async fn a_store_outage_delays_but_loses_nothing(mut target: StoreUnderTest) {
         .await
         .unwrap()
         .unwrap();
+}
+
+/// `/healthz` stays 200 during a store outage (reporting it), so an orchestrator never restarts a worker
+/// that is riding the outage out; a restart would abandon its batch and push it toward the DLQ.
+async fn assert_liveness_survives_the_outage(
+    redis: &redis::aio::ConnectionManager,
+    store: &std::sync::Arc<dyn scoreboard_shared::store::ScoreStore>,
+) {
+    let app = scoreboard_worker::health_app(scoreboard_worker::HealthState {
+        redis: redis.clone(),
+        store: store.clone(),
+        metrics: scoreboard_shared::telemetry::prometheus(),
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/healthz", listener.local_addr().unwrap());
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    scoreboard_shared::tls::install_crypto_provider();
+    let response = reqwest::get(&url).await.expect("healthz answers");
+    assert_eq!(response.status().as_u16(), 200);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["store"], false, "{body}");
+    assert_eq!(body["redis"], true, "{body}");
+    server.abort();
 }
