@@ -123,10 +123,17 @@ impl Worker {
                 batch.reclaimed = reclaimed;
                 Ok(batch)
             }
-            // The stream or the group vanished (e.g. FLUSHALL): recreate it and carry on.
+            // The stream or the group vanished (e.g. FLUSHALL): recreate it, refill a lost cache from the
+            // store (once, across workers), and carry on.
             Err(e) if e.code() == Some("NOGROUP") => {
                 tracing::warn!("consumer group missing: recreating it");
                 stream::ensure_group(&mut self.redis).await?;
+                crate::rebuild::rebuild_if_empty(
+                    &mut self.redis,
+                    self.store.as_ref(),
+                    self.config.leaderboard_size,
+                )
+                .await?;
                 Ok(Batch::default())
             }
             Err(e) => Err(e.into()),

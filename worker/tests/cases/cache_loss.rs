@@ -156,3 +156,35 @@ async fn the_rebuild_subcommand_refills_the_cache_from_the_store(target: StoreUn
         ]
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_running_worker_refills_a_flushed_cache_by_itself() {
+    let redis_server = RedisServer::start();
+    let target = StoreUnderTest::mongo();
+    let store = target.connect().await;
+    let mut redis = helpers::redis_manager(&redis_server.url());
+    for i in 0..60u64 {
+        xadd_event(&mut redis, &format!("u{:02}", i % 12), None, 1 + i % 5).await;
+    }
+    let mut worker = helpers::worker(&redis, &store, helpers::worker_config("w", &[])).await;
+    helpers::drain(&mut worker, Duration::from_secs(20)).await;
+    let board_before = helpers::board(&mut redis).await;
+    assert_eq!(board_before.len(), 12);
+
+    let _: () = redis::cmd("FLUSHALL")
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    xadd_event(&mut redis, "u00", None, 7).await;
+    helpers::drain(&mut worker, Duration::from_secs(20)).await;
+
+    let mut expected = board_before;
+    *expected.get_mut("u00").unwrap() += 7;
+    assert_eq!(
+        helpers::board(&mut redis).await,
+        expected,
+        "every user is back, not just the one touched"
+    );
+    let top = helpers::snapshot(&mut redis).await.unwrap();
+    assert_eq!(top.entries.len(), 10);
+}
