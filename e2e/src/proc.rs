@@ -2,13 +2,12 @@
 //! process dies without dropping it (a nextest timeout kills it): a shell leader runs the server beside a
 //! watchdog that reads the test's pipe and stops the whole group when the pipe closes.
 
-use std::net::{Ipv4Addr, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::Duration;
 
-use scoreboard_testkit::wait_until;
+use scoreboard_testkit::{NotListening, wait_for_port, wait_until};
 
 /// A running child process group.
 #[derive(Debug)]
@@ -72,27 +71,19 @@ impl Proc {
     /// # Panics
     /// When the process exits first or the port stays closed past `timeout`, with the log's tail.
     pub fn wait_port(&mut self, port: u16, timeout: Duration) {
-        let mut exited = None;
-        let up = wait_until(timeout, || {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                exited = Some(status);
-                return true;
-            }
-            TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_ok()
-        });
-        if let Some(status) = exited {
-            panic!(
+        match wait_for_port(&mut self.child, port, timeout) {
+            Ok(()) => {}
+            Err(NotListening::Exited(status)) => panic!(
                 "{} exited at start-up ({status}); log:\n{}",
                 self.name,
                 self.log_tail()
-            );
+            ),
+            Err(NotListening::TimedOut) => panic!(
+                "{} did not listen on {port} within {timeout:?}; log:\n{}",
+                self.name,
+                self.log_tail()
+            ),
         }
-        assert!(
-            up,
-            "{} did not listen on {port} within {timeout:?}; log:\n{}",
-            self.name,
-            self.log_tail()
-        );
     }
 
     /// Whether the process is still running.

@@ -12,5 +12,5 @@ pub use dynamo_local::{
     DYNAMO_TEST_ACCESS_KEY_ID, DYNAMO_TEST_REGION, DYNAMO_TEST_SECRET_ACCESS_KEY, DynamoLocal,
 };
 pub use mongo_server::MongoServer;
-pub use process::{ServerProcess, free_port, wait_until};
+pub use process::{NotListening, ServerProcess, free_port, wait_for_port, wait_until};
 pub use redis_server::RedisServer;

@@ -2,7 +2,7 @@
 
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 /// A free TCP port on loopback (bound then released; the caller starts its server on it right away).
@@ -23,6 +23,35 @@ pub fn wait_until(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
             return false;
         }
         std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Why a child never came up on its port.
+#[derive(Debug)]
+pub enum NotListening {
+    /// The process exited first.
+    Exited(ExitStatus),
+    /// The port stayed closed past the timeout.
+    TimedOut,
+}
+
+/// Waits (bounded) until `port` on loopback accepts TCP connections, or `child` exits.
+///
+/// # Errors
+/// [`NotListening`] when the child exits first or the timeout passes.
+pub fn wait_for_port(child: &mut Child, port: u16, timeout: Duration) -> Result<(), NotListening> {
+    let mut exited = None;
+    let up = wait_until(timeout, || {
+        if let Ok(Some(status)) = child.try_wait() {
+            exited = Some(status);
+            return true;
+        }
+        TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_ok()
+    });
+    match (exited, up) {
+        (Some(status), _) => Err(NotListening::Exited(status)),
+        (None, true) => Ok(()),
+        (None, false) => Err(NotListening::TimedOut),
     }
 }
 
@@ -91,28 +120,21 @@ impl ServerProcess {
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", self.name));
         let port = self.port;
-        let mut exited = None;
-        let up = wait_until(timeout, || {
-            if let Ok(Some(status)) = child.try_wait() {
-                exited = Some(status);
-                return true;
-            }
-            TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_ok()
-        });
-        if let Some(status) = exited {
-            panic!(
+        match wait_for_port(&mut child, port, timeout) {
+            Ok(()) => {}
+            Err(NotListening::Exited(status)) => panic!(
                 "{} exited at start-up ({status}); log:\n{}",
                 self.name,
                 self.log_tail()
-            );
-        }
-        if !up {
-            let _ = child.kill();
-            panic!(
-                "{} did not listen on port {port} within {timeout:?}; log:\n{}",
-                self.name,
-                self.log_tail()
-            );
+            ),
+            Err(NotListening::TimedOut) => {
+                let _ = child.kill();
+                panic!(
+                    "{} did not listen on port {port} within {timeout:?}; log:\n{}",
+                    self.name,
+                    self.log_tail()
+                );
+            }
         }
         self.child = Some(child);
     }
