@@ -15,8 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use scoreboard_testkit::RedisServer;
+use scoreboard_testkit::{RedisServer, token};
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
@@ -139,22 +138,16 @@ fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1000.0)
 }
 
-fn token() -> anyhow::Result<String> {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
-    let claims =
-        json!({"sub": "coldstart-user", "name": "Cold Start", "iat": now, "exp": now + 600});
-    Ok(jsonwebtoken::encode(
-        &Header::new(Algorithm::HS256),
-        &claims,
-        &EncodingKey::from_secret(SECRET.as_bytes())?,
-    )?)
+/// The caller's HS256 token, valid for ten minutes.
+fn token() -> String {
+    token::hs256_with(SECRET, &token::claims("coldstart-user", "Cold Start", 600))
 }
 
 fn event(f: &Function) -> anyhow::Result<String> {
     let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis() as u64;
     Ok(json!({
         "version": "2.0", "routeKey": "$default", "rawPath": f.path, "rawQueryString": "",
-        "headers": {"authorization": format!("Bearer {}", token()?), "content-type": "application/json"},
+        "headers": {"authorization": format!("Bearer {}", token()), "content-type": "application/json"},
         "requestContext": {
             "accountId": "anonymous", "apiId": "coldstart", "domainName": "coldstart.lambda-url.eu-west-1.on.aws",
             "domainPrefix": "coldstart",

@@ -7,10 +7,10 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use scoreboard_shared::config::{Env, StoreConfig};
-use scoreboard_shared::store::dynamo::{DynamoOptions, DynamoStats, DynamoStore};
-use scoreboard_shared::store::{ScoreStore, StoreEvent, UserDelta};
 use scoreboard_testkit::DynamoLocal;
+use scoreboard_worker::config::{Env, StoreConfig};
+use scoreboard_worker::store::dynamo::{DynamoStats, DynamoStore};
+use scoreboard_worker::store::{ScoreStore, StoreEvent, UserDelta};
 
 const BATCHES_PER_CASE: usize = 40;
 const TIME_LIMIT: Duration = Duration::from_secs(20);
@@ -61,7 +61,7 @@ pub async fn run() -> anyhow::Result<()> {
     let StoreConfig::DynamoDb(config) = StoreConfig::from_env(&Env::from_pairs(env))? else {
         anyhow::bail!("STORE=dynamodb did not select DynamoDB");
     };
-    let store = DynamoStore::connect(DynamoOptions::from_config(&config))
+    let store = DynamoStore::connect(config)
         .await
         .context("connect to DynamoDB Local")?;
 

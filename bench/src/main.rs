@@ -2,14 +2,15 @@
 //! machine; ratios measured in one run are what to compare.
 //!
 //! `cargo run --profile bench-release -p scoreboard-bench -- <update|coldstart|dynamo|worker|sse|all>`
+//!
+//! This file owns only the dispatch; each subcommand is one module (`sse/` and `worker/` are folders
+//! whose `mod.rs` holds what their leaves share). Tokens and fixtures come from `scoreboard_testkit`.
 
 mod coldstart;
 mod dynamo;
 mod sse;
 mod update;
 mod worker;
-mod worker_load;
-mod worker_naive;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

@@ -2,28 +2,19 @@
 //! concurrent callers, with HS256 and RS256 tokens.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use hdrhistogram::Histogram;
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use jsonwebtoken::{Algorithm, EncodingKey};
 use scoreboard_shared::config::Env;
-use scoreboard_shared::update::UpdateService;
-use scoreboard_testkit::RedisServer;
+use scoreboard_testkit::{RedisServer, fixture, token};
 use serde_json::json;
+use update::UpdateService;
 
 const REQUESTS_PER_CASE: usize = 20_000;
 const TIME_LIMIT: Duration = Duration::from_secs(20);
 const USERS: usize = 1_000;
 const HS_SECRET: &str = "bench-secret-that-is-at-least-32-bytes-long";
-
-fn fixture(name: &str) -> anyhow::Result<String> {
-    let path = format!(
-        "{}/../shared/tests/fixtures/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    std::fs::read_to_string(&path).with_context(|| format!("read {path}"))
-}
 
 struct Case {
     name: &'static str,
@@ -45,9 +36,9 @@ fn cases() -> anyhow::Result<Vec<Case>> {
         Case {
             name: "RS256",
             auth_var: "JWT_PUBLIC_KEY",
-            auth_value: fixture("rsa1.pub.pem")?,
+            auth_value: fixture("rsa1.pub.pem"),
             algorithm: Algorithm::RS256,
-            key: EncodingKey::from_rsa_pem(fixture("rsa1.key.pem")?.as_bytes())?,
+            key: EncodingKey::from_rsa_pem(fixture("rsa1.key.pem").as_bytes())?,
         },
     ])
 }
@@ -72,7 +63,6 @@ fn event(token: &str) -> String {
 pub async fn run() -> anyhow::Result<()> {
     let redis = RedisServer::start();
     let url = redis.url();
-    let exp = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs() + 3_600;
     println!("== update handler (in-process, real redis-server {url}) ==");
     println!(
         "{REQUESTS_PER_CASE} requests per case (or {TIME_LIMIT:?}), {USERS} users, body {{\"scoreIncrement\":1}}"
@@ -92,10 +82,10 @@ pub async fn run() -> anyhow::Result<()> {
         let events: Arc<Vec<String>> = Arc::new(
             (0..USERS)
                 .map(|u| {
-                    let claims = json!({"sub": format!("user-{u}"), "name": format!("User {u}"), "exp": exp});
-                    jsonwebtoken::encode(&Header::new(case.algorithm), &claims, &case.key).map(|t| event(&t))
+                    let claims = token::claims(&format!("user-{u}"), &format!("User {u}"), 3_600);
+                    event(&token::sign(case.algorithm, &case.key, None, &claims))
                 })
-                .collect::<Result<_, _>>()?,
+                .collect(),
         );
         for concurrency in [1usize, 2] {
             let _: () = redis::cmd("FLUSHALL")

@@ -1,15 +1,14 @@
 //! End-to-end harness: builds the binaries, starts the whole stack as processes (redis-server, nx-27017,
-//! both functions under `cargo lambda watch`, the worker, the SSE server) on free loopback ports, and gives
+//! both functions under `cargo lambda watch`, the worker, the SSE server) on loopback ports, and gives
 //! tests tokens, URLs and an SSE reader. Everything it starts is stopped when the [`Stack`] drops.
+//! `make dev` runs the same [`Stack`] through the `scoreboard-dev` binary.
 //!
 //! A component that cannot start fails the test with its log; nothing skips.
 
 pub mod proc;
 mod sse_client;
 mod stack;
-mod token;
 
 pub use proc::Proc;
 pub use sse_client::{Message, SseClient};
-pub use stack::{Stack, StackOptions, workspace_root};
-pub use token::mint;
+pub use stack::{Ports, Stack, StackOptions, workspace_root};

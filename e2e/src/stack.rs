@@ -1,16 +1,16 @@
-//! The whole stack as processes on free loopback ports, started in dependency order and checked at each
-//! step: Redis and the MongoDB-protocol server, then the functions (warmed up, since the emulator compiles on
-//! first call), the worker and the SSE server.
+//! The whole stack as processes on loopback ports, started in dependency order and checked at each step:
+//! Redis and the MongoDB-protocol server, then the functions (warmed up, since the emulator compiles on
+//! first call), the worker and the SSE server. The one way the stack starts: the end-to-end tests use it
+//! on free ports and a temp dir, `make dev` (the `scoreboard-dev` binary) on fixed ports and `.dev/`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use scoreboard_testkit::{RedisServer, free_port};
+use scoreboard_testkit::free_port;
 use tempfile::TempDir;
 
 use crate::proc::{Proc, eventually};
-use crate::token::mint;
 
 const SECRET: &str = "e2e-secret-0123456789abcdef0123456789";
 /// The emulator compiles each function on its first call; a cold build can take minutes.
@@ -24,41 +24,84 @@ pub fn workspace_root() -> PathBuf {
         .to_owned()
 }
 
-/// Where `cargo build` puts binaries for the running test's profile (`target/debug`).
+/// Where `cargo build` puts binaries for the running profile (`target/debug`): a test runs from
+/// `target/debug/deps/<test>`, the dev binary from `target/debug/scoreboard-dev`.
 fn bin_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
-    // target/debug/deps/<test> → target/debug
-    exe.parent()
-        .and_then(|deps| deps.parent())
-        .expect("test binary lives in target/<profile>/deps")
-        .to_owned()
+    let dir = exe.parent().expect("binary has a directory");
+    if dir.file_name().is_some_and(|name| name == "deps") {
+        dir.parent().expect("deps has a parent").to_owned()
+    } else {
+        dir.to_owned()
+    }
 }
 
-/// Extra environment for the components (e.g. a higher rate limit for load).
+/// Fixed ports; `None` takes a free one.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Ports {
+    pub redis: Option<u16>,
+    pub mongo: Option<u16>,
+    pub functions: Option<u16>,
+    pub worker: Option<u16>,
+    pub sse: Option<u16>,
+}
+
+/// How to start the stack. The default is the tests': free ports, a temp dir, a fixed test secret,
+/// quiet functions, no rebuild on source changes.
 #[derive(Debug, Default, Clone)]
 pub struct StackOptions {
+    /// Extra environment for the components (e.g. a higher rate limit for load).
     pub functions_env: Vec<(String, String)>,
     pub worker_env: Vec<(String, String)>,
     pub sse_env: Vec<(String, String)>,
+    pub ports: Ports,
+    /// Where logs and data live (kept); `None`: a temp dir removed with the stack.
+    pub state_dir: Option<PathBuf>,
+    /// The HS256 secret every component verifies with; `None`: the test secret.
+    pub jwt_secret: Option<String>,
+    /// `RUST_LOG` of the functions (default `warn`).
+    pub functions_log: Option<String>,
+    /// Let `cargo lambda watch` rebuild the functions when their sources change (dev).
+    pub watch_changes: bool,
+}
+
+/// Where the stack keeps its files: a caller's directory, or a temp dir removed on drop.
+#[derive(Debug)]
+enum StateDir {
+    Kept(PathBuf),
+    Temp(TempDir),
+}
+
+impl StateDir {
+    fn path(&self) -> &Path {
+        match self {
+            Self::Kept(path) => path,
+            Self::Temp(dir) => dir.path(),
+        }
+    }
 }
 
 /// A running stack. Dropping it stops every process.
 #[derive(Debug)]
 pub struct Stack {
-    pub redis: RedisServer,
+    /// `redis://127.0.0.1:<port>`.
+    pub redis_url: String,
     pub secret: String,
     pub sse_base: String,
     /// `http://127.0.0.1:<port>/lambda-url`.
     pub functions_base: String,
+    /// `http://127.0.0.1:<port>` of the worker's `/healthz` and `/metrics`.
+    pub worker_base: String,
     pub mongo_uri: String,
     pub database: String,
     pub http: reqwest::Client,
-    // Dropped in reverse start order: SSE, worker, functions, MongoDB server.
+    // Dropped in reverse start order: SSE, worker, functions, MongoDB server, Redis.
     sse: Option<Proc>,
     worker: Option<Proc>,
     functions: Option<Proc>,
     mongo: Option<Proc>,
-    dir: TempDir,
+    redis: Option<Proc>,
+    dir: StateDir,
 }
 
 impl Drop for Stack {
@@ -67,6 +110,7 @@ impl Drop for Stack {
         drop(self.worker.take());
         drop(self.functions.take());
         drop(self.mongo.take());
+        drop(self.redis.take());
     }
 }
 
@@ -80,30 +124,58 @@ impl Stack {
         build_binaries();
         let root = workspace_root();
         let venv = root.join(".tools/venv/bin");
-        let dir = tempfile::tempdir().expect("temp dir");
-        let redis = RedisServer::start();
+        let dir = match &options.state_dir {
+            Some(path) => {
+                std::fs::create_dir_all(path).expect("create the state dir");
+                StateDir::Kept(path.clone())
+            }
+            None => StateDir::Temp(tempfile::tempdir().expect("temp dir")),
+        };
+        let dir_path = dir.path().to_owned();
+        let secret = options
+            .jwt_secret
+            .clone()
+            .unwrap_or_else(|| SECRET.to_owned());
+        let ports = options.ports;
+
+        step("starting redis-server");
+        let redis_port = ports.redis.unwrap_or_else(free_port);
+        let redis_dir = dir_path.join("redis");
+        std::fs::create_dir_all(&redis_dir).expect("create the redis dir");
+        let mut redis_cmd = Command::new("redis-server");
+        redis_cmd
+            .args(["--port", &redis_port.to_string(), "--bind", "127.0.0.1"])
+            .arg("--dir")
+            .arg(&redis_dir)
+            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"]);
+        let mut redis = Proc::spawn("redis-server", redis_cmd, &dir_path.join("redis.log"));
+        redis.wait_port(redis_port, Duration::from_secs(10));
+        let redis_url = format!("redis://127.0.0.1:{redis_port}");
         step("redis up; starting nx-27017");
 
-        let mongo_port = free_port();
+        let mongo_port = ports.mongo.unwrap_or_else(free_port);
         let mut mongo_cmd = Command::new(venv.join("nx-27017"));
         mongo_cmd.args(["--host", "127.0.0.1", "-p", &mongo_port.to_string()]);
-        mongo_cmd.arg("--db").arg(dir.path().join("mongo.db"));
-        mongo_cmd.arg("--pid-file").arg(dir.path().join("nx.pid"));
+        mongo_cmd.arg("--db").arg(dir_path.join("mongo.db"));
+        mongo_cmd.arg("--pid-file").arg(dir_path.join("nx.pid"));
         mongo_cmd
             .arg("--log-file")
-            .arg(dir.path().join("nx-server.log"));
-        let mut mongo = Proc::spawn("nx-27017", mongo_cmd, &dir.path().join("mongo.log"));
+            .arg(dir_path.join("nx-server.log"));
+        let mut mongo = Proc::spawn("nx-27017", mongo_cmd, &dir_path.join("mongo.log"));
         mongo.wait_port(mongo_port, Duration::from_secs(30));
         let mongo_uri = format!("mongodb://127.0.0.1:{mongo_port}");
         let database = "scoreboard_e2e".to_owned();
 
         step("nx-27017 up; starting cargo lambda watch");
-        let lambda_port = free_port();
-        let env_file = dir.path().join("functions.env");
+        let lambda_port = ports.functions.unwrap_or_else(free_port);
+        let env_file = dir_path.join("functions.env");
         let mut env_lines = vec![
-            format!("REDIS_URL={}", redis.url()),
-            format!("JWT_SECRET={SECRET}"),
-            "RUST_LOG=warn".to_owned(),
+            format!("REDIS_URL={redis_url}"),
+            format!("JWT_SECRET={secret}"),
+            format!(
+                "RUST_LOG={}",
+                options.functions_log.as_deref().unwrap_or("warn")
+            ),
         ];
         env_lines.extend(
             options
@@ -111,47 +183,43 @@ impl Stack {
                 .iter()
                 .map(|(k, v)| format!("{k}={v}")),
         );
-        std::fs::write(&env_file, env_lines.join("\n") + "\n").expect("write env file");
+        write_private(&env_file, &(env_lines.join("\n") + "\n"));
         let mut watch = Command::new(venv.join("cargo-lambda"));
         watch
             .current_dir(&root)
-            .args([
-                "lambda",
-                "watch",
-                "--ignore-changes",
-                "--invoke-address",
-                "127.0.0.1",
-            ])
+            .args(["lambda", "watch", "--invoke-address", "127.0.0.1"])
             .args(["--invoke-port", &lambda_port.to_string()])
             .arg("--env-file")
             .arg(&env_file);
-        let mut functions =
-            Proc::spawn("cargo lambda watch", watch, &dir.path().join("lambda.log"));
+        if !options.watch_changes {
+            watch.arg("--ignore-changes");
+        }
+        let mut functions = Proc::spawn("cargo lambda watch", watch, &dir_path.join("lambda.log"));
         functions.wait_port(lambda_port, Duration::from_secs(60));
         let functions_base = format!("http://127.0.0.1:{lambda_port}/lambda-url");
 
         step("emulator up; starting the worker");
-        let worker_port = free_port();
+        let worker_port = ports.worker.unwrap_or_else(free_port);
         let mut worker_cmd = Command::new(bin_dir().join("scoreboard-worker"));
         worker_cmd
-            .env("REDIS_URL", redis.url())
+            .env("REDIS_URL", &redis_url)
             .env("STORE", "mongodb")
             .env("MONGODB_URI", &mongo_uri)
             .env("MONGODB_DATABASE", &database)
             .env("METRICS_ADDR", format!("127.0.0.1:{worker_port}"))
             .env("RUST_LOG", "info")
             .envs(options.worker_env.iter().map(|(k, v)| (k, v)));
-        let mut worker = Proc::spawn("worker", worker_cmd, &dir.path().join("worker.log"));
+        let mut worker = Proc::spawn("worker", worker_cmd, &dir_path.join("worker.log"));
         worker.wait_port(worker_port, Duration::from_secs(60));
 
         step("worker up; starting the SSE server");
-        let sse_port = free_port();
+        let sse_port = ports.sse.unwrap_or_else(free_port);
         let sse_base = format!("http://127.0.0.1:{sse_port}");
         let mut sse_cmd = Command::new(bin_dir().join("scoreboard-sse"));
         sse_cmd
             .env("BIND_ADDR", format!("127.0.0.1:{sse_port}"))
-            .env("REDIS_URL", redis.url())
-            .env("JWT_SECRET", SECRET)
+            .env("REDIS_URL", &redis_url)
+            .env("JWT_SECRET", &secret)
             .env("DEV_MODE", "true")
             .env(
                 "DEV_UPDATE_URL",
@@ -160,12 +228,13 @@ impl Stack {
             .env("SSE_MAX_CONNECTIONS_PER_USER", "1000")
             .env("RUST_LOG", "info")
             .envs(options.sse_env.iter().map(|(k, v)| (k, v)));
-        let mut sse = Proc::spawn("sse", sse_cmd, &dir.path().join("sse.log"));
+        let mut sse = Proc::spawn("sse", sse_cmd, &dir_path.join("sse.log"));
         sse.wait_port(sse_port, Duration::from_secs(30));
 
         let stack = Self {
-            redis,
-            secret: SECRET.to_owned(),
+            redis_url,
+            secret,
+            worker_base: format!("http://127.0.0.1:{worker_port}"),
             sse_base,
             functions_base,
             mongo_uri,
@@ -175,6 +244,7 @@ impl Stack {
             worker: Some(worker),
             functions: Some(functions),
             mongo: Some(mongo),
+            redis: Some(redis),
             dir,
         };
         stack.wait_sse_subscribed().await;
@@ -186,7 +256,7 @@ impl Stack {
 
     /// A token for `sub` named `name`.
     pub fn token(&self, sub: &str, name: &str) -> String {
-        mint(&self.secret, sub, name)
+        scoreboard_testkit::token::hs256(&self.secret, sub, name)
     }
 
     pub fn update_url(&self) -> String {
@@ -207,13 +277,41 @@ impl Stack {
     /// Logs of every component, for failure messages.
     pub fn logs(&self) -> String {
         let mut out = String::new();
-        for proc in [&self.functions, &self.worker, &self.sse]
-            .into_iter()
-            .flatten()
+        for proc in [
+            &self.redis,
+            &self.mongo,
+            &self.functions,
+            &self.worker,
+            &self.sse,
+        ]
+        .into_iter()
+        .flatten()
         {
             out.push_str(&format!("---- {proc:?}\n{}\n", proc.log_tail()));
         }
         out
+    }
+
+    /// A demo token from the SSE server's dev endpoint (`POST /dev/token`).
+    ///
+    /// # Panics
+    /// When the endpoint does not answer with a token.
+    pub async fn dev_token(&self, name: &str) -> String {
+        let answer: serde_json::Value = self
+            .http
+            .post(format!("{}/dev/token", self.sse_base))
+            .json(&serde_json::json!({ "name": name }))
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .expect("dev token endpoint answers")
+            .json()
+            .await
+            .expect("dev token JSON");
+        answer["token"]
+            .as_str()
+            .expect("a token in the answer")
+            .to_owned()
     }
 
     /// POSTs an update through the function URL; returns the status.
@@ -276,9 +374,25 @@ impl Stack {
         );
     }
 
-    /// A scratch directory that lives as long as the stack.
-    pub fn dir(&self) -> &std::path::Path {
+    /// The directory of the stack's logs and data (a scratch dir for tests).
+    pub fn dir(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// The first component that has exited, if any, with its log's tail.
+    pub fn exited(&mut self) -> Option<String> {
+        [
+            &mut self.redis,
+            &mut self.mongo,
+            &mut self.functions,
+            &mut self.worker,
+            &mut self.sse,
+        ]
+        .into_iter()
+        .flatten()
+        .find_map(|proc| {
+            (!proc.is_running()).then(|| format!("{proc:?} exited; log:\n{}", proc.log_tail()))
+        })
     }
 }
 
@@ -297,4 +411,18 @@ fn build_binaries() {
         .status()
         .expect("run cargo build");
     assert!(status.success(), "cargo build --workspace --bins failed");
+}
+
+/// Writes a file only its owner can read (it holds the JWT secret).
+fn write_private(path: &Path, text: &str) {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .expect("create env file");
+    file.write_all(text.as_bytes()).expect("write env file");
 }

@@ -1,13 +1,13 @@
 //! What the Lambda handlers share: their clients, reading the bearer header, JSON and problem responses.
+//! Responses are plain `http::Response<String>`; each function wraps the body for its runtime.
 
-use http::{HeaderMap, HeaderValue, StatusCode, header};
-use lambda_http::{Body, Response};
+use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
 use serde::Serialize;
 
 use crate::auth::Authenticator;
 use crate::config::{AuthConfig, ConfigError, Env, RedisConfig};
 use crate::problem::ApiError;
-use crate::redis_client;
+use crate::redis::connect_lazy;
 
 /// The clients every function holds for its lifetime: the token verifier and a lazy Redis connection.
 ///
@@ -16,7 +16,7 @@ use crate::redis_client;
 pub fn function_clients(
     env: &Env,
 ) -> Result<(Authenticator, redis::aio::ConnectionManager), ConfigError> {
-    let redis = redis_client::connect_lazy(&RedisConfig::from_env(env)?)
+    let redis = connect_lazy(&RedisConfig::from_env(env)?)
         .map_err(|_| ConfigError::new("REDIS_URL", "cannot create a Redis client"))?;
     Ok((Authenticator::new(&AuthConfig::from_env(env)?)?, redis))
 }
@@ -33,8 +33,8 @@ pub fn json_response<T: Serialize>(
     status: StatusCode,
     body: &T,
     request_id: &str,
-) -> Response<Body> {
-    let mut response = Response::new(Body::Text(serde_json::to_string(body).unwrap_or_default()));
+) -> Response<String> {
+    let mut response = Response::new(serde_json::to_string(body).unwrap_or_default());
     *response.status_mut() = status;
     let headers = response.headers_mut();
     headers.insert(
@@ -49,6 +49,6 @@ pub fn json_response<T: Serialize>(
 }
 
 /// The problem+json response for `error`.
-pub fn problem_response(error: &ApiError, request_id: &str) -> Response<Body> {
-    error.to_response(Some(request_id)).map(Body::Text)
+pub fn problem_response(error: &ApiError, request_id: &str) -> Response<String> {
+    error.to_response(Some(request_id))
 }

@@ -16,7 +16,7 @@ use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 
 use crate::config::DevConfig;
-use crate::problem::problem;
+use crate::problem::{OrProblem, Problem};
 use crate::state::AppState;
 
 /// Longest demo name, in characters.
@@ -63,25 +63,29 @@ pub async fn token(
     State(state): State<AppState>,
     headers: HeaderMap,
     Json(request): Json<TokenRequest>,
-) -> Response {
+) -> Result<Json<TokenResponse>, Problem> {
     let request_id = request_id::from_headers(&headers);
-    let Some(dev) = state.config().dev.as_ref() else {
-        return problem(&ApiError::NotFound, &request_id);
-    };
-    let Some((user_id, name)) = demo_user(&request.name) else {
-        let detail = format!("name must be 1–{MAX_NAME_CHARS} letters, digits, spaces, - or _");
-        return problem(&ApiError::Validation(detail), &request_id);
-    };
-    match mint(dev, &state, &user_id, &name) {
-        Ok(token) => Json(TokenResponse {
-            token,
-            user_id,
-            name,
-            expires_in: dev.token_ttl.as_secs(),
+    let dev = state
+        .config()
+        .dev
+        .as_ref()
+        .ok_or(ApiError::NotFound)
+        .or_problem(&request_id)?;
+    let (user_id, name) = demo_user(&request.name)
+        .ok_or_else(|| {
+            let detail = format!("name must be 1–{MAX_NAME_CHARS} letters, digits, spaces, - or _");
+            ApiError::Validation(detail)
         })
-        .into_response(),
-        Err(error) => problem(&ApiError::Internal(error.to_string()), &request_id),
-    }
+        .or_problem(&request_id)?;
+    let token = mint(dev, &state, &user_id, &name)
+        .map_err(|error| ApiError::Internal(error.to_string()))
+        .or_problem(&request_id)?;
+    Ok(Json(TokenResponse {
+        token,
+        user_id,
+        name,
+        expires_in: dev.token_ttl.as_secs(),
+    }))
 }
 
 /// The user id and display name for a demo name, or `None` when the name is unusable.
@@ -128,29 +132,31 @@ fn mint(
 }
 
 /// `POST /dev/update`: forwards the body and auth headers to `DEV_UPDATE_URL` and relays the answer.
-pub async fn update(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn update(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Problem> {
     let request_id = request_id::from_headers(&headers);
-    let Some(url) = state
+    let url = state
         .config()
         .dev
         .as_ref()
         .and_then(|d| d.update_url.clone())
-    else {
-        return problem(&ApiError::NotFound, &request_id);
-    };
+        .ok_or(ApiError::NotFound)
+        .or_problem(&request_id)?;
     let mut upstream = state.http().post(url).header("x-request-id", &request_id);
     for name in FORWARDED_REQUEST {
         if let Some(value) = headers.get(name) {
             upstream = upstream.header(name, value);
         }
     }
-    let answer = match upstream.body(body).send().await {
-        Ok(answer) => answer,
-        Err(error) => {
-            let error = ApiError::Unavailable(format!("update function: {error}"));
-            return problem(&error, &request_id);
-        }
-    };
+    let answer = upstream
+        .body(body)
+        .send()
+        .await
+        .map_err(|error| ApiError::Unavailable(format!("update function: {error}")))
+        .or_problem(&request_id)?;
     let status = StatusCode::from_u16(answer.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
     let mut response = Response::builder().status(status);
     for name in FORWARDED_RESPONSE {
@@ -159,10 +165,10 @@ pub async fn update(State(state): State<AppState>, headers: HeaderMap, body: Byt
         }
     }
     let bytes = answer.bytes().await.unwrap_or_default();
-    response
+    Ok(response
         .header(header::CACHE_CONTROL, "no-store")
         .body(Body::from(bytes))
-        .unwrap_or_else(|_| StatusCode::BAD_GATEWAY.into_response())
+        .unwrap_or_else(|_| StatusCode::BAD_GATEWAY.into_response()))
 }
 
 #[cfg(test)]

@@ -1,16 +1,15 @@
 //! `GET /api/v1/scores/events`: authenticate (header, or `?access_token=` for `EventSource`), take a
-//! connection slot, then stream. Refusals are problem+json.
+//! connection slot, then stream. Refusals are problem+json ([`Problem`]).
 
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::sse::{KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use scoreboard_shared::auth::{AuthError, Principal};
-use scoreboard_shared::problem::ApiError;
 use scoreboard_shared::{http_util, request_id};
 use serde::Deserialize;
 
-use crate::problem::problem;
+use crate::problem::{OrProblem, Problem};
 use crate::state::AppState;
 use crate::stream::{StreamStart, client_events};
 use crate::telemetry;
@@ -30,19 +29,16 @@ pub async fn events(
     State(state): State<AppState>,
     headers: HeaderMap,
     Query(query): Query<EventsQuery>,
-) -> Response {
+) -> Result<Response, Problem> {
     let request_id = request_id::from_headers(&headers);
-    let principal = match authenticate(&state, &headers, query.access_token.as_deref()).await {
-        Ok(principal) => principal,
-        Err(error) => {
-            telemetry::rejected("unauthorized");
-            return problem(&ApiError::Unauthorized(error), &request_id);
-        }
-    };
-    let guard = match state.limiter().try_acquire(&principal.user_id) {
-        Ok(guard) => guard,
-        Err(error) => return problem(&error, &request_id),
-    };
+    let principal = authenticate(&state, &headers, query.access_token.as_deref())
+        .await
+        .inspect_err(|_| telemetry::rejected("unauthorized"))
+        .or_problem(&request_id)?;
+    let guard = state
+        .limiter()
+        .try_acquire(&principal.user_id)
+        .or_problem(&request_id)?;
     let last_event_id = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
@@ -65,7 +61,7 @@ pub async fn events(
     if let Ok(id) = HeaderValue::from_str(&request_id) {
         out.insert("x-request-id", id);
     }
-    response
+    Ok(response)
 }
 
 /// The `Authorization` header wins when present; otherwise the query token.

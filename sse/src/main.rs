@@ -2,6 +2,7 @@
 
 use anyhow::Context;
 use scoreboard_shared::config::Env;
+use scoreboard_shared::shutdown::Shutdown;
 use scoreboard_sse::{AppState, SseConfig, run};
 
 #[tokio::main]
@@ -14,7 +15,7 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("bind {bind_addr}"))?;
     tracing::info!(addr = %listener.local_addr()?, "sse listening");
-    run(listener, state, scoreboard_shared::shutdown::signal()).await?;
+    run(listener, state, Shutdown::on_signal()).await?;
     tracing::info!("sse stopped");
     Ok(())
 }

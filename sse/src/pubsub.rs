@@ -1,17 +1,17 @@
 //! The one Redis Pub/Sub subscription of this process, feeding the hub.
 //!
 //! Subscribe first, then read `{sb}:top`: a snapshot published in between arrives on the channel, so nothing
-//! is missed. When the subscription is lost, resubscribe with capped, jittered exponential backoff and
-//! re-read `{sb}:top`, so every client converges on the newest snapshot.
+//! is missed. When the subscription is lost, resubscribe with the shared capped, jittered exponential
+//! [`Backoff`] and re-read `{sb}:top`, so every client converges on the newest snapshot. The client comes
+//! from [`scoreboard_shared::redis::client`], so `rediss://` trusts `REDIS_CA_CERT_FILE` when it is set.
 
 use std::time::Duration;
 
 use futures::StreamExt;
-use rand::Rng;
 use redis::AsyncCommands;
-use scoreboard_shared::keys;
-use secrecy::ExposeSecret;
-use tokio::sync::watch;
+use scoreboard_shared::backoff::Backoff;
+use scoreboard_shared::redis::keys;
+use scoreboard_shared::shutdown::Shutdown;
 
 use crate::state::AppState;
 use crate::telemetry;
@@ -19,20 +19,25 @@ use crate::telemetry;
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
+/// The pacing of resubscriptions: 100 ms doubling up to 5 s, reset after each successful subscribe.
+fn backoff() -> Backoff {
+    Backoff::new(FIRST_BACKOFF, MAX_BACKOFF)
+}
+
 /// Runs until the process starts closing.
 pub async fn run(state: AppState) {
     let mut closing = state.closing();
-    let client = match redis::Client::open(state.config().redis.url.expose_secret()) {
+    let client = match scoreboard_shared::redis::client(&state.config().redis) {
         Ok(client) => client,
         Err(error) => {
             tracing::error!(error = %error, "cannot use REDIS_URL for Pub/Sub");
             return;
         }
     };
-    let mut backoff = FIRST_BACKOFF;
+    let mut backoff = backoff();
     let mut attempt: u64 = 0;
     loop {
-        if *closing.borrow() {
+        if closing.is_triggered() {
             return;
         }
         if attempt > 0 {
@@ -45,10 +50,9 @@ pub async fn run(state: AppState) {
             Err(error) => tracing::warn!(error = %error, "Pub/Sub subscribe failed; retrying"),
         }
         state.set_subscribed(false);
-        let pause = jitter(backoff);
-        backoff = (backoff * 2).min(MAX_BACKOFF);
+        let pause = backoff.next_delay();
         tokio::select! {
-            _ = closing.wait_for(|c| *c) => return,
+            () = closing.wait() => return,
             () = tokio::time::sleep(pause) => {}
         }
     }
@@ -62,15 +66,15 @@ enum Ended {
 async fn subscribe_and_follow(
     state: &AppState,
     client: &redis::Client,
-    closing: &mut watch::Receiver<bool>,
-    backoff: &mut Duration,
+    closing: &mut Shutdown,
+    backoff: &mut Backoff,
 ) -> redis::RedisResult<Ended> {
     let timeout = state.config().redis.connect_timeout;
     let mut pubsub = within(timeout, client.get_async_pubsub()).await?;
     within(timeout, pubsub.subscribe(keys::EVENTS_CHANNEL)).await?;
     load_top(state, client).await?;
     state.set_subscribed(true);
-    *backoff = FIRST_BACKOFF;
+    backoff.reset();
     tracing::info!(
         channel = keys::EVENTS_CHANNEL,
         version = state.hub().current().version,
@@ -79,7 +83,7 @@ async fn subscribe_and_follow(
     let mut messages = pubsub.on_message();
     loop {
         tokio::select! {
-            _ = closing.wait_for(|c| *c) => return Ok(Ended::Closing),
+            () = closing.wait() => return Ok(Ended::Closing),
             message = messages.next() => match message {
                 Some(message) => {
                     state.hub().offer_json(message.get_payload_bytes());
@@ -113,24 +117,29 @@ async fn within<T>(
     })
 }
 
-/// Somewhere in `[d/2, d]`, so many processes losing one Redis do not reconnect in lockstep.
-fn jitter(d: Duration) -> Duration {
-    let half = d / 2;
-    half + half.mul_f64(rand::rng().random::<f64>())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// Each pause lies in `[ceiling/2, ceiling]`, the ceiling doubling from 100 ms up to 5 s, so many
+    /// processes losing one Redis do not reconnect in lockstep; a successful subscribe starts over.
     #[test]
     fn jitter_stays_within_half_and_full() {
-        for _ in 0..100 {
-            let j = jitter(Duration::from_secs(2));
-            assert!(
-                j >= Duration::from_secs(1) && j <= Duration::from_secs(2),
-                "{j:?}"
-            );
+        for _ in 0..20 {
+            let mut backoff = backoff();
+            let mut ceiling = FIRST_BACKOFF;
+            for _ in 0..12 {
+                let pause = backoff.next_delay();
+                assert!(
+                    pause >= ceiling / 2 && pause <= ceiling,
+                    "{pause:?} outside [{:?}, {ceiling:?}]",
+                    ceiling / 2
+                );
+                ceiling = (ceiling * 2).min(MAX_BACKOFF);
+            }
+            assert_eq!(ceiling, MAX_BACKOFF, "reaches the cap");
+            backoff.reset();
+            assert!(backoff.next_delay() <= FIRST_BACKOFF, "reset starts over");
         }
     }
 }

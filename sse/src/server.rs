@@ -1,5 +1,5 @@
 //! The router and the serve loop. `app` is what tests drive; `run` serves a bound listener, runs the Pub/Sub
-//! loop beside it, and on shutdown ends every stream first so browsers reconnect elsewhere at once.
+//! loop beside it, and on [`Shutdown`] ends every stream first so browsers reconnect elsewhere at once.
 
 use axum::Json;
 use axum::Router;
@@ -7,6 +7,7 @@ use axum::extract::State;
 use axum::http::{HeaderName, Method, header};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
+use scoreboard_shared::shutdown::Shutdown;
 use serde_json::json;
 use tokio::net::TcpListener;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -79,20 +80,24 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     )
 }
 
-/// Serves `listener` until `shutdown` resolves, then closes every stream and waits for connections to end.
+/// Serves `listener` until `shutdown` is triggered, then closes every stream and the Pub/Sub loop and waits
+/// for connections to end.
+///
+/// Keep the [`ShutdownTrigger`](scoreboard_shared::shutdown::ShutdownTrigger) of `shutdown` alive while
+/// serving: a dropped trigger closes the signal, and `run` then shuts down at once.
 ///
 /// # Errors
 /// When the listener fails.
 pub async fn run(
     listener: TcpListener,
     state: AppState,
-    shutdown: impl Future<Output = ()> + Send + 'static,
+    shutdown: Shutdown,
 ) -> std::io::Result<()> {
     let subscriber = tokio::spawn(pubsub::run(state.clone()));
     let closer = state.clone();
     let served = axum::serve(listener, app(state))
         .with_graceful_shutdown(async move {
-            shutdown.await;
+            shutdown.triggered().await;
             closer.close();
         })
         .await;

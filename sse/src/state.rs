@@ -1,5 +1,6 @@
 //! What every handler shares: config, the authenticator, the snapshot hub, the connection caps and the
-//! "closing" switch that ends every stream on shutdown. Built once per process.
+//! "closing" switch (a shared [`Shutdown`]) that ends every stream and the Pub/Sub loop on shutdown. Built
+//! once per process.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -7,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use metrics_exporter_prometheus::PrometheusHandle;
 use scoreboard_shared::auth::Authenticator;
 use scoreboard_shared::config::ConfigError;
-use tokio::sync::watch;
+use scoreboard_shared::shutdown::{Shutdown, ShutdownTrigger};
 
 use crate::config::SseConfig;
 use crate::hub::Hub;
@@ -26,7 +27,9 @@ struct Inner {
     auth: Authenticator,
     hub: Hub,
     limiter: ConnectionLimiter,
-    closing: watch::Sender<bool>,
+    /// Triggered once by [`AppState::close`]; the view is kept here so the channel stays open.
+    close: ShutdownTrigger,
+    closing: Shutdown,
     subscribed: AtomicBool,
     prometheus: PrometheusHandle,
     http: reqwest::Client,
@@ -45,13 +48,15 @@ impl AppState {
             .timeout(std::time::Duration::from_secs(30))
             .build()
             .map_err(|_| ConfigError::new("DEV_UPDATE_URL", "cannot build an HTTP client"))?;
+        let (close, closing) = Shutdown::new();
         Ok(Self {
             inner: Arc::new(Inner {
                 config,
                 auth,
                 hub: Hub::new(),
                 limiter,
-                closing: watch::channel(false).0,
+                close,
+                closing,
                 subscribed: AtomicBool::new(false),
                 prometheus: telemetry::prometheus(),
                 http,
@@ -84,14 +89,14 @@ impl AppState {
         &self.inner.http
     }
 
-    /// Flips to `true` once when the process starts shutting down.
-    pub(crate) fn closing(&self) -> watch::Receiver<bool> {
-        self.inner.closing.subscribe()
+    /// Triggered once when the process starts shutting down.
+    pub(crate) fn closing(&self) -> Shutdown {
+        self.inner.closing.clone()
     }
 
     /// Ends every stream and the Pub/Sub loop.
     pub(crate) fn close(&self) {
-        self.inner.closing.send_replace(true);
+        self.inner.close.trigger();
     }
 
     /// Whether the Pub/Sub subscription is up.

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use axum::response::sse::Event;
 use futures::Stream;
+use scoreboard_shared::shutdown::Shutdown;
 use tokio::sync::watch;
 
 use crate::hub::Frame;
@@ -24,7 +25,7 @@ const MAX_COUNTED_GAP: u64 = 10_000;
 
 struct ClientState {
     frames: watch::Receiver<Arc<Frame>>,
-    closing: watch::Receiver<bool>,
+    closing: Shutdown,
     last_sent: u64,
     pending: VecDeque<Event>,
     _guard: ConnectionGuard,
@@ -34,7 +35,7 @@ struct ClientState {
 #[derive(Debug)]
 pub struct StreamStart {
     pub frames: watch::Receiver<Arc<Frame>>,
-    pub closing: watch::Receiver<bool>,
+    pub closing: Shutdown,
     /// The client's `Last-Event-ID`, when it sent a number.
     pub last_event_id: Option<u64>,
     pub retry: Duration,
@@ -72,7 +73,7 @@ async fn next_event(mut s: ClientState) -> Option<(Result<Event, Infallible>, Cl
     loop {
         let changed = tokio::select! {
             biased;
-            _ = s.closing.wait_for(|closing| *closing) => false,
+            () = s.closing.wait() => false,
             changed = s.frames.changed() => changed.is_ok(),
         };
         if !changed {
@@ -108,10 +109,10 @@ mod tests {
     use crate::hub::Hub;
     use crate::limits::ConnectionLimiter;
 
-    fn start(hub: &Hub, closing: &watch::Sender<bool>, last: Option<u64>) -> StreamStart {
+    fn start(hub: &Hub, closing: &Shutdown, last: Option<u64>) -> StreamStart {
         StreamStart {
             frames: hub.subscribe(),
-            closing: closing.subscribe(),
+            closing: closing.clone(),
             last_event_id: last,
             retry: Duration::from_secs(2),
             guard: ConnectionLimiter::new(10, 10).try_acquire("u").unwrap(),
@@ -129,7 +130,7 @@ mod tests {
     async fn sends_retry_then_snapshot_then_only_newer_versions() {
         let hub = Hub::new();
         hub.offer(&snap(4));
-        let (closing, _) = watch::channel(false);
+        let (close, closing) = Shutdown::new();
         let mut events = Box::pin(client_events(start(&hub, &closing, None)));
         let first = events.next().await.unwrap().unwrap();
         assert!(format!("{first:?}").contains("retry"));
@@ -138,7 +139,7 @@ mod tests {
         hub.offer(&snap(5));
         let third = events.next().await.unwrap().unwrap();
         assert!(format!("{third:?}").contains('5'));
-        closing.send_replace(true);
+        close.trigger();
         assert!(events.next().await.is_none(), "stream ends on shutdown");
     }
 
@@ -146,7 +147,7 @@ mod tests {
     async fn last_event_id_equal_to_current_skips_the_snapshot() {
         let hub = Hub::new();
         hub.offer(&snap(7));
-        let (closing, _) = watch::channel(false);
+        let (_close, closing) = Shutdown::new();
         let mut events = Box::pin(client_events(start(&hub, &closing, Some(7))));
         let _retry = events.next().await.unwrap();
         let next = tokio::time::timeout(Duration::from_millis(50), events.next()).await;

@@ -1,16 +1,23 @@
-//! Dev-only test kit: starts real servers (redis-server; later the MongoDB-protocol server and DynamoDB
-//! Local) on free loopback ports, each in its own temp dir, and stops them on drop.
+//! Dev-only test kit: starts real servers on free loopback ports, each in its own temp dir, and stops them
+//! on drop; mints test tokens; builds real Lambda events; reads shared fixtures.
 //!
-//! A server that cannot start is a test failure with a message saying what to install; nothing skips.
+//! - [`RedisServer`], [`MongoServer`], [`DynamoLocal`]: the real servers (a server that cannot start is a
+//!   test failure with a message saying what to install; nothing skips).
+//! - [`token`]: the one token minter. [`lambda_event`]: function-URL events and decoded responses.
+//! - [`fixtures`]: keys, JWKS documents and TLS material under `testkit/fixtures/`.
 
 mod dynamo_local;
+pub mod fixtures;
+pub mod lambda_event;
 mod mongo_server;
 mod process;
 mod redis_server;
+pub mod token;
 
 pub use dynamo_local::{
     DYNAMO_TEST_ACCESS_KEY_ID, DYNAMO_TEST_REGION, DYNAMO_TEST_SECRET_ACCESS_KEY, DynamoLocal,
 };
+pub use fixtures::{fixture, fixture_path};
 pub use mongo_server::MongoServer;
 pub use process::{NotListening, ServerProcess, free_port, wait_for_port, wait_until};
 pub use redis_server::RedisServer;

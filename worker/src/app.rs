@@ -6,12 +6,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use redis::aio::ConnectionManager;
-use scoreboard_shared::config::{Env, RedisConfig, StoreConfig, WorkerConfig};
-use scoreboard_shared::store::{self, ScoreStore};
+use scoreboard_shared::backoff::Backoff;
+use scoreboard_shared::config::RedisConfig;
+use scoreboard_shared::shutdown::Shutdown;
+
+use crate::config::{Env, StoreConfig, WorkerConfig};
+use crate::store::{self, ScoreStore};
 
 use crate::rebuild as cache;
-use crate::retry::Backoff;
-use crate::shutdown::Shutdown;
 use crate::{http, worker::Worker};
 
 /// How long start-up waits for the store before giving up (the orchestrator restarts us).
@@ -108,7 +110,6 @@ pub async fn connect_store(config: &StoreConfig) -> anyhow::Result<Arc<dyn Score
     loop {
         match store::connect(config).await {
             Ok(store) => return Ok(store),
-            Err(store::ConnectError::Config(e)) => return Err(e).context("store configuration"),
             Err(e) if Instant::now() >= deadline => {
                 return Err(e).context("connecting to the store");
             }
@@ -129,8 +130,8 @@ pub async fn run(
     settings: Settings,
     mut redis: ConnectionManager,
     store: Arc<dyn ScoreStore>,
+    shutdown: Shutdown,
 ) -> anyhow::Result<()> {
-    let (trigger, shutdown) = Shutdown::new();
     let listener = tokio::net::TcpListener::bind(settings.worker.metrics_addr)
         .await
         .with_context(|| format!("binding {}", settings.worker.metrics_addr))?;
@@ -140,16 +141,16 @@ pub async fn run(
         store: store.clone(),
         metrics: scoreboard_shared::telemetry::prometheus(),
     });
+    let mut announce = shutdown.clone();
+    tokio::spawn(async move {
+        announce.wait().await;
+        tracing::info!("shutdown requested: finishing the batch in hand");
+    });
     let mut http_shutdown = shutdown.clone();
     let server = tokio::spawn(async move {
         axum::serve(listener, health)
             .with_graceful_shutdown(async move { http_shutdown.wait().await })
             .await
-    });
-    tokio::spawn(async move {
-        scoreboard_shared::shutdown::signal().await;
-        tracing::info!("shutdown requested: finishing the batch in hand");
-        trigger.trigger();
     });
 
     if let Err(error) =

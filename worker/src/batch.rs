@@ -1,9 +1,9 @@
 //! Coalescing a batch of events into one delta per user (DESIGN §5.3): increments summed, event ids kept
 //! in stream order, the latest display name wins. Pure, so it is unit-tested without servers.
 
-use scoreboard_shared::store::{StoreEvent, UserDelta};
+use scoreboard_shared::redis::entry::StreamEvent;
 
-use crate::entry::StreamEvent;
+use crate::store::{StoreEvent, UserDelta};
 
 /// One delta per user, users in order of first appearance.
 pub fn coalesce(events: &[StreamEvent]) -> Vec<UserDelta> {

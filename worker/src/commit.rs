@@ -5,8 +5,9 @@
 //! Ties rule: equal scores are ranked by user id ascending (byte order).
 
 use redis::aio::ConnectionLike;
-use scoreboard_shared::keys;
-use scoreboard_shared::store::UserTotal;
+use scoreboard_shared::redis::keys;
+
+use crate::store::UserTotal;
 
 /// How many dead letters `{sb}:dlq` keeps (approximately; oldest dropped first).
 pub const DLQ_MAX_LEN: u64 = 100_000;

@@ -7,13 +7,13 @@
 
 use std::sync::Arc;
 
+use crate::store::ScoreStore;
 use axum::Json;
 use axum::Router;
 use axum::extract::State;
 use axum::routing::get;
 use metrics_exporter_prometheus::PrometheusHandle;
 use redis::aio::ConnectionManager;
-use scoreboard_shared::store::ScoreStore;
 
 /// What the handlers read.
 #[derive(Debug, Clone)]

@@ -1,19 +1,21 @@
 //! `scoreboard-worker [run|rebuild]`: the stream consumer container (see the crate docs).
 
 use anyhow::Context;
-use scoreboard_shared::config::Env;
-use scoreboard_shared::{logging, redis_client};
+use scoreboard_shared::logging;
+use scoreboard_shared::redis::connect_lazy;
+use scoreboard_shared::shutdown::Shutdown;
 use scoreboard_worker::app::{self, Command, Settings};
+use scoreboard_worker::config::Env;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     logging::init();
     let command = Command::parse(std::env::args().skip(1))?;
     let settings = Settings::from_env(&Env::from_process()).context("invalid configuration")?;
-    let redis = redis_client::connect_lazy(&settings.redis).context("creating the Redis client")?;
+    let redis = connect_lazy(&settings.redis).context("creating the Redis client")?;
     let store = app::connect_store(&settings.store).await?;
     match command {
-        Command::Run => app::run(settings, redis, store).await,
+        Command::Run => app::run(settings, redis, store, Shutdown::on_signal()).await,
         Command::Rebuild => app::rebuild(settings, redis, store).await,
     }
 }

@@ -6,14 +6,13 @@
 use futures::StreamExt;
 use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
-use scoreboard_shared::keys;
-use scoreboard_shared::store::{ScoreStore, UserTotal};
+use scoreboard_shared::redis::keys;
+
+use crate::store::{ScoreStore, UserTotal};
 
 use crate::commit::{CommitInput, CommitScript, now_rfc3339};
-use crate::worker::WorkerError;
+use crate::error::WorkerError;
 
-/// The lock a rebuilding worker holds.
-pub const REBUILD_LOCK: &str = "{sb}:rebuild-lock";
 const LOCK_TTL_MS: u64 = 120_000;
 const CHUNK: usize = 1_000;
 
@@ -102,7 +101,7 @@ pub async fn rebuild_if_empty(
         return Ok(None);
     }
     let locked: bool = redis::cmd("SET")
-        .arg(REBUILD_LOCK)
+        .arg(keys::REBUILD_LOCK)
         .arg(std::process::id())
         .arg("NX")
         .arg("PX")
@@ -117,10 +116,10 @@ pub async fn rebuild_if_empty(
     // Another worker may have finished a rebuild between our check and our lock.
     let cached: u64 = redis.zcard(keys::LEADERBOARD).await?;
     if cached > 0 {
-        let _: redis::RedisResult<()> = redis.del(REBUILD_LOCK).await;
+        let _: redis::RedisResult<()> = redis.del(keys::REBUILD_LOCK).await;
         return Ok(None);
     }
     let result = rebuild(redis, store, board_size).await;
-    let _: redis::RedisResult<()> = redis.del(REBUILD_LOCK).await;
+    let _: redis::RedisResult<()> = redis.del(keys::REBUILD_LOCK).await;
     result.map(Some)
 }

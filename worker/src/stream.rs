@@ -12,7 +12,7 @@ use redis::streams::{
     StreamReadReply,
 };
 use redis::{RedisResult, Value};
-use scoreboard_shared::keys::{CONSUMER_GROUP, UPDATES};
+use scoreboard_shared::redis::keys::{CONSUMER_GROUP, UPDATES};
 
 /// One entry as delivered, before validation.
 #[derive(Debug, Clone, PartialEq)]

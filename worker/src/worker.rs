@@ -8,15 +8,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use redis::aio::ConnectionManager;
-use scoreboard_shared::config::WorkerConfig;
-use scoreboard_shared::store::{ScoreStore, StoreError, UserDelta, UserTotal};
+use scoreboard_shared::backoff::Backoff;
+use scoreboard_shared::redis::entry::{StreamEvent, fields_json, parse_entry};
+use scoreboard_shared::shutdown::Shutdown;
+
+use crate::config::WorkerConfig;
+use crate::error::WorkerError;
+use crate::store::{ScoreStore, StoreError, UserDelta, UserTotal};
 
 use crate::batch::coalesce;
 use crate::commit::{CommitInput, CommitOutcome, CommitScript, DeadLetter, now_rfc3339};
-use crate::entry::{StreamEvent, fields_json, parse_entry};
 use crate::metrics;
-use crate::retry::Backoff;
-use crate::shutdown::Shutdown;
 use crate::stream::{self, RawEntry};
 
 /// How often acked entries are trimmed and the pending gauge refreshed.
@@ -24,17 +26,6 @@ const MAINTENANCE_EVERY: Duration = Duration::from_secs(1);
 /// After shutdown is requested, how long an outage may keep the batch in hand before it is left
 /// pending (it is reclaimed by another worker; nothing is lost).
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
-
-/// Why a step did not complete.
-#[derive(Debug, thiserror::Error)]
-pub enum WorkerError {
-    #[error("redis: {0}")]
-    Redis(#[from] redis::RedisError),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error("shutdown during an outage; the batch stays pending and will be reclaimed")]
-    Abandoned,
-}
 
 /// One fetched batch: valid events coalesced per user, and entries bound for the DLQ.
 #[derive(Debug, Default, Clone)]

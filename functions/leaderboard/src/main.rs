@@ -1,8 +1,8 @@
 //! The leaderboard Lambda: `GET /api/v1/scores/leaderboard` and `GET /api/v1/scores/me`.
 
 use lambda_http::{Error, service_fn};
+use leaderboard::LeaderboardService;
 use scoreboard_shared::config::Env;
-use scoreboard_shared::leaderboard::LeaderboardService;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {

@@ -2,7 +2,7 @@
 
 use lambda_http::{Error, service_fn};
 use scoreboard_shared::config::Env;
-use scoreboard_shared::update::UpdateService;
+use update::UpdateService;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {

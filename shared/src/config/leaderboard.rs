@@ -1,4 +1,4 @@
-//! How many rows the board shows.
+//! How many rows the board shows: the worker ranks and the functions answer with the same size.
 
 use super::{ConfigError, Env};
 
@@ -15,5 +15,23 @@ impl LeaderboardConfig {
         Ok(Self {
             size: env.parse_in("LEADERBOARD_SIZE", 10, 1..=1_000)?,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ten_rows_by_default_and_zero_is_refused() {
+        assert_eq!(
+            LeaderboardConfig::from_env(&Env::default()).unwrap().size,
+            10
+        );
+        let env = Env::from_pairs([("LEADERBOARD_SIZE", "0")]);
+        assert_eq!(
+            LeaderboardConfig::from_env(&env).unwrap_err().var,
+            "LEADERBOARD_SIZE"
+        );
     }
 }

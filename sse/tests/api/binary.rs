@@ -59,7 +59,7 @@ async fn sigterm_closes_streams_promptly_and_exits() {
     let mut conn = redis.connection().await;
     let _: () = redis::AsyncCommands::set(
         &mut conn,
-        scoreboard_shared::keys::TOP,
+        scoreboard_shared::redis::keys::TOP,
         serde_json::to_string(&snapshot(2)).unwrap(),
     )
     .await

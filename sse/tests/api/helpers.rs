@@ -1,17 +1,18 @@
-//! Test helpers: a real Redis per test, the SSE server on port 0, tokens, a streaming SSE reader, and
-//! publishing a snapshot the way the worker's commit script does (`SET {sb}:top` + `PUBLISH`).
+//! Test helpers: a real Redis per test, the SSE server on port 0, tokens (from the test kit's minter), a
+//! streaming SSE reader, and publishing a snapshot the way the worker's commit script does
+//! (`SET {sb}:top` + `PUBLISH`).
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use redis::AsyncCommands;
 use scoreboard_shared::config::Env;
-use scoreboard_shared::keys;
+use scoreboard_shared::redis::keys;
+use scoreboard_shared::shutdown::{Shutdown, ShutdownTrigger};
 use scoreboard_shared::snapshot::{Entry, Snapshot};
 use scoreboard_sse::{AppState, SseConfig};
 use scoreboard_testkit::RedisServer;
-use tokio::sync::oneshot;
 
 pub const SECRET: &str = "sse-test-secret-0123456789abcdef0123";
 const WAIT: Duration = Duration::from_secs(10);
@@ -21,7 +22,8 @@ pub struct TestApp {
     pub base: String,
     pub redis: RedisServer,
     pub http: reqwest::Client,
-    stop: Option<oneshot::Sender<()>>,
+    /// Held while the server runs: dropping the trigger would end `run` at once.
+    stop: Option<ShutdownTrigger>,
     server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
 
@@ -30,6 +32,20 @@ impl TestApp {
     /// has subscribed.
     pub async fn spawn(extra: &[(&str, &str)], initial: Option<&Snapshot>) -> Self {
         let redis = RedisServer::start();
+        let url = redis.url();
+        let app = Self::start(redis, &url, extra, initial).await;
+        app.wait_health(|h| h["subscribed"] == true).await;
+        app
+    }
+
+    /// Starts the server against `redis`, reached at `redis_url` (e.g. its TLS port), without waiting for
+    /// the subscription. `initial` is written through the plain port.
+    pub async fn start(
+        redis: RedisServer,
+        redis_url: &str,
+        extra: &[(&str, &str)],
+        initial: Option<&Snapshot>,
+    ) -> Self {
         if let Some(snapshot) = initial {
             let mut conn = redis.connection().await;
             let _: () = conn
@@ -37,9 +53,8 @@ impl TestApp {
                 .await
                 .unwrap();
         }
-        let url = redis.url();
         let mut pairs = vec![
-            ("REDIS_URL", url.as_str()),
+            ("REDIS_URL", redis_url),
             ("JWT_SECRET", SECRET),
             ("BIND_ADDR", "127.0.0.1:0"),
         ];
@@ -48,19 +63,15 @@ impl TestApp {
         let state = AppState::new(config).expect("state");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
-        let (stop, stopped) = oneshot::channel::<()>();
-        let server = tokio::spawn(scoreboard_sse::run(listener, state, async move {
-            let _ = stopped.await;
-        }));
-        let app = Self {
+        let (stop, shutdown) = Shutdown::new();
+        let server = tokio::spawn(scoreboard_sse::run(listener, state, shutdown));
+        Self {
             base,
             redis,
             http: reqwest::Client::new(),
             stop: Some(stop),
             server: Some(server),
-        };
-        app.wait_health(|h| h["subscribed"] == true).await;
-        app
+        }
     }
 
     /// Polls `/healthz` until `check` holds (bounded).
@@ -117,7 +128,7 @@ impl TestApp {
     /// Triggers shutdown and waits (bounded) for `run` to return.
     pub async fn shutdown(&mut self) -> Duration {
         let started = tokio::time::Instant::now();
-        let _ = self.stop.take().expect("not stopped yet").send(());
+        self.stop.take().expect("not stopped yet").trigger();
         let server = self.server.take().unwrap();
         tokio::time::timeout(WAIT, server)
             .await
@@ -136,19 +147,18 @@ impl Drop for TestApp {
     }
 }
 
-/// An HS256 token for `sub` that expires in an hour (or `exp_offset` seconds from now).
+/// An HS256 token for `sub` (named `sub`) signed with `secret`, expiring `exp_offset` seconds from now
+/// (negative: already expired).
 pub fn token_with(sub: &str, secret: &str, exp_offset: i64) -> String {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
-    let claims = serde_json::json!({"sub": sub, "name": sub, "iat": now, "exp": now + exp_offset});
-    let key = jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()).unwrap();
-    jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &key).unwrap()
+    scoreboard_testkit::token::hs256_with(
+        secret,
+        &scoreboard_testkit::token::claims(sub, sub, exp_offset),
+    )
 }
 
+/// An HS256 token for `sub` (named `sub`) under the test secret, valid for an hour.
 pub fn token(sub: &str) -> String {
-    token_with(sub, SECRET, 3600)
+    scoreboard_testkit::token::hs256(SECRET, sub, sub)
 }
 
 /// A snapshot at `version` whose leader scored `version * 10`.

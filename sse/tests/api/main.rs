@@ -8,3 +8,4 @@ mod helpers;
 mod logging;
 mod pubsub;
 mod stream;
+mod tls;

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use redis::AsyncCommands;
-use scoreboard_shared::keys;
+use scoreboard_shared::redis::keys;
 
 use crate::helpers::{TestApp, snapshot, token};
 

@@ -223,7 +223,7 @@ async fn assert_stream_trimmed(redis: &mut ConnectionManager) {
         let mut redis = redis.clone();
         async move {
             let len: usize =
-                redis::AsyncCommands::xlen(&mut redis, scoreboard_shared::keys::UPDATES)
+                redis::AsyncCommands::xlen(&mut redis, scoreboard_shared::redis::keys::UPDATES)
                     .await
                     .unwrap();
             len < UPDATES / 10

@@ -8,11 +8,11 @@ use std::time::Duration;
 use mongodb::event::EventHandler;
 use mongodb::event::command::CommandEvent;
 use mongodb::options::ClientOptions;
-use scoreboard_shared::config::{MongoConfig, StoreConfig};
-use scoreboard_shared::store::mongo::MongoStore;
-use scoreboard_shared::store::{ScoreStore, StoreEvent, UserDelta};
 use scoreboard_testkit::RedisServer;
 use scoreboard_worker::StepOutcome;
+use scoreboard_worker::config::{MongoConfig, StoreConfig};
+use scoreboard_worker::store::mongo::MongoStore;
+use scoreboard_worker::store::{ScoreStore, StoreEvent, UserDelta};
 
 use crate::helpers::{self, StoreUnderTest};
 
@@ -63,7 +63,7 @@ async fn a_batch_of_many_events_for_few_users_is_one_bulk_write_with_exact_total
     let mut worker = helpers::worker(&redis, &dyn_store, helpers::worker_config("c1", &[])).await;
 
     let outcome = worker
-        .step(&scoreboard_worker::Shutdown::never())
+        .step(&scoreboard_shared::shutdown::Shutdown::never())
         .await
         .unwrap();
 

@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use redis::AsyncCommands;
 use redis::streams::StreamRangeReply;
-use scoreboard_shared::keys;
+use scoreboard_shared::redis::keys;
+use scoreboard_shared::shutdown::Shutdown;
 use scoreboard_testkit::RedisServer;
-use scoreboard_worker::Shutdown;
 
 use crate::helpers::{self, StoreUnderTest, xadd_event, xadd_raw};
 

@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
+use scoreboard_shared::shutdown::Shutdown;
 use scoreboard_testkit::RedisServer;
-use scoreboard_worker::Shutdown;
 
 use crate::helpers::{self, StoreUnderTest};
 

@@ -5,6 +5,7 @@ mod chaos;
 mod coalescing;
 mod dead_letters;
 mod exactly_once;
+mod memory_store;
 mod redis_outage;
 mod shutdown;
 mod store_outage;

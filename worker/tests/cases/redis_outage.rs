@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use scoreboard_shared::shutdown::Shutdown;
 use scoreboard_testkit::RedisServer;
-use scoreboard_worker::Shutdown;
 
 use crate::helpers::{self, StoreUnderTest, xadd_event};
 

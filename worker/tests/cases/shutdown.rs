@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use scoreboard_shared::shutdown::Shutdown;
 use scoreboard_testkit::RedisServer;
-use scoreboard_worker::Shutdown;
 
 use crate::helpers::{self, StoreUnderTest, xadd_event};
 
@@ -44,7 +44,7 @@ async fn shutdown_finishes_and_commits_the_batch_in_hand_then_stops_reading(
     for i in 0..30u64 {
         let user = format!("u{}", i % 3);
         pipe.cmd("XADD")
-            .arg(scoreboard_shared::keys::UPDATES)
+            .arg(scoreboard_shared::redis::keys::UPDATES)
             .arg("*")
             .arg(&[
                 ("v", "1"),

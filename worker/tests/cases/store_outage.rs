@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use scoreboard_shared::shutdown::Shutdown;
 use scoreboard_testkit::RedisServer;
-use scoreboard_worker::Shutdown;
 
 use crate::helpers::{self, StoreUnderTest, xadd_event};
 
@@ -90,7 +90,7 @@ async fn a_store_outage_delays_but_loses_nothing(mut target: StoreUnderTest) {
 /// that is riding the outage out; a restart would abandon its batch and push it toward the DLQ.
 async fn assert_liveness_survives_the_outage(
     redis: &redis::aio::ConnectionManager,
-    store: &std::sync::Arc<dyn scoreboard_shared::store::ScoreStore>,
+    store: &std::sync::Arc<dyn scoreboard_worker::store::ScoreStore>,
 ) {
     let app = scoreboard_worker::health_app(scoreboard_worker::HealthState {
         redis: redis.clone(),

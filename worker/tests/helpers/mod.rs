@@ -12,11 +12,13 @@ use std::time::{Duration, Instant};
 
 use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
-use scoreboard_shared::config::{Env, RedisConfig, WorkerConfig};
-use scoreboard_shared::keys;
+use scoreboard_shared::config::{Env, RedisConfig};
+use scoreboard_shared::redis::keys;
+use scoreboard_shared::shutdown::Shutdown;
 use scoreboard_shared::snapshot::Snapshot;
-use scoreboard_shared::store::{ScoreStore, UserTotal};
-use scoreboard_worker::{Shutdown, StepOutcome, Worker};
+use scoreboard_worker::config::WorkerConfig;
+use scoreboard_worker::store::{ScoreStore, UserTotal};
+use scoreboard_worker::{StepOutcome, Worker};
 
 pub use producer::{Accepted, UpdateProducer, xadd_event, xadd_raw};
 pub use store_under_test::StoreUnderTest;
@@ -28,7 +30,7 @@ pub fn redis_manager(url: &str) -> ConnectionManager {
         ("REDIS_RESPONSE_TIMEOUT_MS", "10000"),
         ("REDIS_CONNECT_TIMEOUT_MS", "2000"),
     ]);
-    scoreboard_shared::redis_client::connect_lazy(&RedisConfig::from_env(&env).unwrap()).unwrap()
+    scoreboard_shared::redis::connect_lazy(&RedisConfig::from_env(&env).unwrap()).unwrap()
 }
 
 /// Worker settings for tests: short block and claim idle time, plus `extra` overrides.

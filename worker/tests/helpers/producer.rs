@@ -1,16 +1,17 @@
 //! Producers: the real update handler fed function-URL events with HS256 tokens (what the chaos test
 //! uses), and raw `XADD`s for tests that need exact or malformed entries.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use lambda_http::{Body, Request};
 use redis::aio::ConnectionManager;
 use scoreboard_shared::auth::Authenticator;
-use scoreboard_shared::config::{AuthConfig, Env, UpdateConfig};
-use scoreboard_shared::keys;
-use scoreboard_shared::update::UpdateService;
+use scoreboard_shared::config::{AuthConfig, Env};
+use scoreboard_shared::redis::entry::{
+    FIELD_INCREMENT, FIELD_NAME, FIELD_REQUEST, FIELD_TIMESTAMP, FIELD_USER, FIELD_VERSION,
+    SCHEMA_VERSION,
+};
+use scoreboard_shared::redis::keys;
 use serde_json::json;
+use update::{UpdateConfig, UpdateService};
 
 pub const SECRET: &str = "worker-test-secret-that-is-at-least-32-bytes";
 
@@ -64,58 +65,17 @@ impl UpdateProducer {
     }
 }
 
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
-
 /// An HS256 token for `sub` with a display name.
 pub fn token(sub: &str) -> String {
-    let claims =
-        json!({"sub": sub, "name": format!("Player {sub}"), "exp": now() + 3600, "iat": now()});
-    jsonwebtoken::encode(
-        &Header::new(Algorithm::HS256),
-        &claims,
-        &EncodingKey::from_secret(SECRET.as_bytes()).unwrap(),
-    )
-    .unwrap()
+    scoreboard_testkit::token::hs256(SECRET, sub, &format!("Player {sub}"))
 }
 
 /// `POST /api/v1/scores/update` as a function-URL (API Gateway v2) event.
 pub fn post_update(token: &str, increment: u64) -> Request {
-    let event = json!({
-        "version": "2.0",
-        "routeKey": "$default",
-        "rawPath": "/api/v1/scores/update",
-        "rawQueryString": "",
-        "headers": {
-            "authorization": format!("Bearer {token}"),
-            "content-type": "application/json"
-        },
-        "requestContext": {
-            "accountId": "anonymous",
-            "apiId": "abcdefghijklmnop",
-            "domainName": "abcdefghijklmnop.lambda-url.eu-west-1.on.aws",
-            "domainPrefix": "abcdefghijklmnop",
-            "http": {
-                "method": "POST",
-                "path": "/api/v1/scores/update",
-                "protocol": "HTTP/1.1",
-                "sourceIp": "203.0.113.7",
-                "userAgent": "worker-test"
-            },
-            "requestId": "c6af9ac6-7b61-11e6-9a41-93e8deadbeef",
-            "routeKey": "$default",
-            "stage": "$default",
-            "time": "28/Nov/2026:16:00:00 +0000",
-            "timeEpoch": 1_795_881_600_000u64
-        },
-        "body": json!({"scoreIncrement": increment}).to_string(),
-        "isBase64Encoded": false
-    });
-    lambda_http::request::from_str(&event.to_string()).expect("valid function URL event")
+    scoreboard_testkit::lambda_event::post_update(
+        token,
+        &json!({"scoreIncrement": increment}).to_string(),
+    )
 }
 
 /// Appends a well-formed v1 entry as the update function would; returns its id.
@@ -126,17 +86,17 @@ pub async fn xadd_event(
     inc: u64,
 ) -> String {
     let inc = inc.to_string();
-    let ts = (now() * 1000).to_string();
+    let ts = (scoreboard_testkit::token::now_secs() * 1000).to_string();
     let mut fields = vec![
-        ("v", "1"),
-        ("user", user),
-        ("inc", inc.as_str()),
-        ("ts", ts.as_str()),
+        (FIELD_VERSION, SCHEMA_VERSION),
+        (FIELD_USER, user),
+        (FIELD_INCREMENT, inc.as_str()),
+        (FIELD_TIMESTAMP, ts.as_str()),
     ];
     if let Some(name) = name {
-        fields.push(("name", name));
+        fields.push((FIELD_NAME, name));
     }
-    fields.push(("req", "req-test"));
+    fields.push((FIELD_REQUEST, "req-test"));
     xadd_raw(redis, &fields).await
 }
 

@@ -3,9 +3,9 @@
 
 use std::sync::Arc;
 
-use scoreboard_shared::config::{Env, StoreConfig};
-use scoreboard_shared::store::{self, ScoreStore};
 use scoreboard_testkit::{DynamoLocal, MongoServer};
+use scoreboard_worker::config::{Env, StoreConfig};
+use scoreboard_worker::store::{self, ScoreStore};
 
 /// The dedupe window the tests configure (checked against the worker's rate limit and claim time).
 pub const DEDUPE_WINDOW: &str = "1000";

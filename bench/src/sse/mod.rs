@@ -1,0 +1,131 @@
+//! `-- sse`: how far one SSE process goes. Prints (1) connections held with RSS per connection at 1k, 5k and
+//! 10k clients and the time for a new version to reach every client (p50/p99), and (2) end-to-end latency
+//! from the update's `202` to the SSE event at a steady 1,000 updates/s.
+//!
+//! The SSE server runs as a child process (this binary re-executed with `--serve-sse`) and the worker as its
+//! own binary (built with this profile), so RSS is the server's alone; clients are raw TCP readers here.
+//!
+//! This module owns what the SSE benchmarks share: the child processes (SSE server, worker), waiting for a
+//! port, reading RSS, and the bench tokens (minted by the test kit). [`fanout`] and [`e2e`] are the two measurements; [`client`]
+//! is the raw SSE reader both use.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::Context;
+use scoreboard_shared::shutdown::{Shutdown, signal};
+use scoreboard_testkit::token;
+use tokio::process::{Child, Command};
+
+mod client;
+mod e2e;
+mod fanout;
+
+/// The HS256 secret the SSE server and the update handler verify the bench tokens with.
+const SECRET: &str = "bench-sse-secret-0123456789abcdef012345";
+
+/// Runs the SSE benchmarks, or serves as one of their child processes.
+pub async fn run() -> anyhow::Result<()> {
+    match std::env::args().nth(2).as_deref() {
+        Some("--serve-sse") => serve_sse().await,
+        _ => {
+            println!("\n== SSE fan-out (one server process; clients are raw TCP readers) ==");
+            fanout::run().await?;
+            println!("\n== End to end: 202 from the update handler → SSE event at the client ==");
+            e2e::run().await
+        }
+    }
+}
+
+async fn serve_sse() -> anyhow::Result<()> {
+    let env = scoreboard_shared::config::Env::from_process();
+    let config = scoreboard_sse::SseConfig::from_env(&env).context("sse config")?;
+    let listener = tokio::net::TcpListener::bind(config.bind_addr).await?;
+    let state = scoreboard_sse::AppState::new(config)?;
+    // The trigger lives in the signal task: dropping it would end `Shutdown::wait` at once.
+    let (trigger, shutdown) = Shutdown::new();
+    tokio::spawn(async move {
+        signal().await;
+        trigger.trigger();
+    });
+    scoreboard_sse::run(listener, state, shutdown).await?;
+    Ok(())
+}
+
+/// Starts this binary as the SSE server child with `env`, killed on drop.
+fn spawn_sse(env: &[(&str, String)]) -> anyhow::Result<Child> {
+    spawn(std::env::current_exe()?, &["sse", "--serve-sse"], env)
+}
+
+/// Builds (when stale) and starts the worker binary of this profile with `env`, killed on drop.
+fn spawn_worker(env: &[(&str, String)]) -> anyhow::Result<Child> {
+    let exe = std::env::current_exe()?;
+    let dir = exe.parent().context("bench binary has a directory")?;
+    let profile = dir
+        .file_name()
+        .and_then(|p| p.to_str())
+        .context("profile directory name")?;
+    let profile = if profile == "debug" { "dev" } else { profile };
+    let status =
+        std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .args([
+                "build",
+                "-q",
+                "--profile",
+                profile,
+                "-p",
+                "scoreboard-worker",
+            ])
+            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+            .status()
+            .context("run cargo build for the worker")?;
+    anyhow::ensure!(status.success(), "building scoreboard-worker failed");
+    spawn(dir.join("scoreboard-worker"), &["run"], env)
+}
+
+fn spawn(
+    program: std::path::PathBuf,
+    args: &[&str],
+    env: &[(&str, String)],
+) -> anyhow::Result<Child> {
+    Command::new(&program)
+        .args(args)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("spawn {}", program.display()))
+}
+
+/// Waits (bounded) until `port` on loopback accepts connections.
+async fn wait_port(port: u16, limit: Duration) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + limit;
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "port {port} not open after {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(())
+}
+
+/// Resident set size of `pid`, in KiB.
+fn rss_kib(pid: u32) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .context("VmRSS in /proc/<pid>/status")
+}
+
+/// An HS256 token for `sub` (also its name), valid for a day.
+fn token_for(sub: &str) -> String {
+    token::hs256_with(SECRET, &token::claims(sub, sub, 86_400))
+}

@@ -1,0 +1,70 @@
+//! The update function's own settings: increment bound, backlog bound, idempotency window, required scope,
+//! and the shared per-user rate limit.
+
+use std::time::Duration;
+
+use scoreboard_shared::config::{ConfigError, Env, RateLimit};
+
+/// What the update function accepts and how fast.
+#[derive(Debug, Clone)]
+pub struct UpdateConfig {
+    /// Largest accepted `scoreIncrement` (`MAX_SCORE_INCREMENT`, default 100).
+    pub max_increment: u32,
+    /// The per-user rate limit (the worker sizes its checks from the same type).
+    pub rate_limit: RateLimit,
+    /// Stream length above which updates are refused with 503 (`STREAM_MAX_BACKLOG`, default 1,000,000).
+    pub max_backlog: u64,
+    /// How long an `Idempotency-Key` is remembered (`IDEMPOTENCY_TTL_SECS`, default 24 h).
+    pub idempotency_ttl: Duration,
+    /// Scope the token must carry, when set (`UPDATE_REQUIRED_SCOPE`).
+    pub required_scope: Option<String>,
+}
+
+impl UpdateConfig {
+    /// # Errors
+    /// When a value does not parse or is out of its range.
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let required_scope = env.optional("UPDATE_REQUIRED_SCOPE");
+        if let Some(scope) = &required_scope
+            && (scope.contains(char::is_whitespace) || !scope.is_ascii())
+        {
+            return Err(ConfigError::new(
+                "UPDATE_REQUIRED_SCOPE",
+                "must be one ASCII scope token",
+            ));
+        }
+        Ok(Self {
+            max_increment: env.parse_in("MAX_SCORE_INCREMENT", 100, 1..=1_000_000)?,
+            rate_limit: RateLimit::from_env(env)?,
+            max_backlog: env.parse_in("STREAM_MAX_BACKLOG", 1_000_000, 1..=1_000_000_000)?,
+            idempotency_ttl: Duration::from_secs(env.parse_in(
+                "IDEMPOTENCY_TTL_SECS",
+                86_400,
+                60..=7 * 86_400,
+            )?),
+            required_scope,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_contract() {
+        let cfg = UpdateConfig::from_env(&Env::default()).unwrap();
+        assert_eq!(cfg.max_increment, 100);
+        assert_eq!((cfg.rate_limit.per_sec, cfg.rate_limit.burst), (10, 20));
+        assert_eq!(cfg.idempotency_ttl, Duration::from_secs(86_400));
+    }
+
+    #[test]
+    fn zero_rate_is_rejected() {
+        let env = Env::from_pairs([("RATE_LIMIT_PER_SEC", "0")]);
+        assert_eq!(
+            UpdateConfig::from_env(&env).unwrap_err().var,
+            "RATE_LIMIT_PER_SEC"
+        );
+    }
+}

@@ -1,0 +1,133 @@
+//! Which score store the worker writes to (`STORE`) and how to reach it. The MongoDB dedupe window `K`
+//! lives here; its relation to the rate limit and the claim idle time is checked by
+//! [`super::WorkerConfig`].
+
+use secrecy::SecretString;
+
+use scoreboard_shared::config::{ConfigError, Env};
+
+use crate::store::dynamo::DynamoConfig;
+
+/// The system of record and its connection settings.
+#[derive(Debug, Clone)]
+pub enum StoreConfig {
+    /// `STORE=mongodb` (the default).
+    MongoDb(MongoConfig),
+    /// `STORE=dynamodb`.
+    DynamoDb(DynamoConfig),
+}
+
+/// `MONGODB_URI` (`mongodb://` or `mongodb+srv://`, TLS options allowed), `MONGODB_DATABASE`,
+/// `MONGODB_COLLECTION`, `DEDUPE_WINDOW`.
+#[derive(Debug, Clone)]
+pub struct MongoConfig {
+    /// May hold a password, so it is kept secret.
+    pub uri: SecretString,
+    pub database: String,
+    pub collection: String,
+    /// How many of a user's most recent event ids each document remembers (`K`).
+    pub dedupe_window: u32,
+}
+
+/// Default `DEDUPE_WINDOW`: comfortably above 2 × (10/s × 30 s + 20), the default limits.
+pub const DEFAULT_DEDUPE_WINDOW: u32 = 1_000;
+
+impl StoreConfig {
+    /// # Errors
+    /// When `STORE` names an unknown store or the chosen store's settings are missing or invalid.
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        match env.optional("STORE").as_deref().unwrap_or("mongodb") {
+            "mongodb" => Ok(Self::MongoDb(MongoConfig::from_env(env)?)),
+            "dynamodb" => Ok(Self::DynamoDb(DynamoConfig::from_env(env)?)),
+            other => Err(ConfigError::new(
+                "STORE",
+                format!("expected mongodb or dynamodb, got {other:?}"),
+            )),
+        }
+    }
+
+    /// The dedupe window to check against the rate limit, when the store has one.
+    pub fn dedupe_window(&self) -> Option<u32> {
+        match self {
+            Self::MongoDb(mongo) => Some(mongo.dedupe_window),
+            Self::DynamoDb(_) => None,
+        }
+    }
+}
+
+impl MongoConfig {
+    /// # Errors
+    /// When `MONGODB_URI` is missing or has another scheme, or a name or the window is invalid.
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let uri = env.required("MONGODB_URI")?;
+        if !(uri.starts_with("mongodb://") || uri.starts_with("mongodb+srv://")) {
+            return Err(ConfigError::new(
+                "MONGODB_URI",
+                "must start with mongodb:// or mongodb+srv://",
+            ));
+        }
+        let database = env
+            .optional("MONGODB_DATABASE")
+            .unwrap_or_else(|| "scoreboard".to_owned());
+        let collection = env
+            .optional("MONGODB_COLLECTION")
+            .unwrap_or_else(|| "scores".to_owned());
+        for (var, name) in [
+            ("MONGODB_DATABASE", &database),
+            ("MONGODB_COLLECTION", &collection),
+        ] {
+            if name.len() > 64 || name.contains(['/', '\\', '.', ' ', '"', '$']) {
+                return Err(ConfigError::new(var, "is not a valid MongoDB name"));
+            }
+        }
+        Ok(Self {
+            uri: uri.into(),
+            database,
+            collection,
+            dedupe_window: env.parse_in("DEDUPE_WINDOW", DEFAULT_DEDUPE_WINDOW, 1..=100_000)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mongodb_is_the_default_and_needs_a_uri() {
+        let err = StoreConfig::from_env(&Env::default()).unwrap_err();
+        assert_eq!(err.var, "MONGODB_URI");
+    }
+
+    #[test]
+    fn rejects_other_schemes_without_echoing_the_uri() {
+        let env = Env::from_pairs([("MONGODB_URI", "postgres://u:hunter2@h")]);
+        let err = StoreConfig::from_env(&env).unwrap_err();
+        assert_eq!(err.var, "MONGODB_URI");
+        assert!(!err.to_string().contains("hunter2"));
+    }
+
+    #[test]
+    fn accepts_atlas_srv_uris() {
+        let env = Env::from_pairs([
+            (
+                "MONGODB_URI",
+                "mongodb+srv://u:p@cluster0.example.net/?tls=true",
+            ),
+            ("DEDUPE_WINDOW", "700"),
+        ]);
+        let cfg = StoreConfig::from_env(&env).unwrap();
+        assert_eq!(cfg.dedupe_window(), Some(700));
+    }
+
+    #[test]
+    fn dynamodb_needs_a_table() {
+        let env = Env::from_pairs([("STORE", "dynamodb")]);
+        assert_eq!(
+            StoreConfig::from_env(&env).unwrap_err().var,
+            "DYNAMODB_TABLE"
+        );
+        let env = Env::from_pairs([("STORE", "cassandra")]);
+        assert_eq!(StoreConfig::from_env(&env).unwrap_err().var, "STORE");
+    }
+}

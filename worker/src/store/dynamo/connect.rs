@@ -1,0 +1,65 @@
+//! Building the DynamoDB client from [`DynamoConfig`] (SDK retries off: [`super::RetryPolicy`] is the one
+//! policy) and creating the table when asked.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_config::BehaviorVersion;
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::config::Region;
+
+use super::{DynamoConfig, DynamoStore, table};
+use crate::store::StoreError;
+
+impl DynamoStore {
+    /// Builds the client (region, endpoint and credentials from `config`, else the SDK's default
+    /// chains) and, when `config.ensure_table` is set, creates the table. Makes no call otherwise.
+    ///
+    /// # Errors
+    /// When no region is configured, or the table setup fails.
+    pub async fn connect(config: DynamoConfig) -> Result<Self, StoreError> {
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .retry_config(RetryConfig::disabled())
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(3))
+                    .operation_attempt_timeout(config.attempt_timeout)
+                    .build(),
+            );
+        if let Some(region) = &config.region {
+            loader = loader.region(Region::new(region.clone()));
+        }
+        if let Some(url) = &config.endpoint_url {
+            loader = loader.endpoint_url(url);
+        }
+        if let Some(credentials) = &config.credentials {
+            loader = loader.credentials_provider(credentials.to_sdk());
+        }
+        let sdk_config = loader.load().await;
+        if sdk_config.region().is_none() {
+            return Err(StoreError::Unavailable(
+                "no AWS region configured: set AWS_REGION".to_owned(),
+            ));
+        }
+        let store = Self {
+            client: Client::new(&sdk_config),
+            config: Arc::new(config),
+            counters: Arc::default(),
+        };
+        if store.config.ensure_table {
+            store.ensure_table().await?;
+        }
+        Ok(store)
+    }
+
+    /// Creates the table (on-demand, `pk` string key) if missing, waits until it is active and enables
+    /// TTL on `expiresAt`. Idempotent.
+    ///
+    /// # Errors
+    /// When the service cannot be reached or refuses.
+    pub async fn ensure_table(&self) -> Result<(), StoreError> {
+        table::ensure_table(&self.client, &self.config.table, &self.config.retry).await
+    }
+}

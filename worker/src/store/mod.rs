@@ -1,0 +1,81 @@
+//! The score store port: the system of record for totals. Adapters (MongoDB, DynamoDB) apply a batch of
+//! per-user deltas exactly once per event id and report each touched user's new absolute total.
+
+use std::fmt::Debug;
+
+use async_trait::async_trait;
+use futures::stream::BoxStream;
+
+mod connect;
+pub mod dynamo;
+pub mod memory;
+pub mod mongo;
+
+pub use connect::connect;
+
+/// One accepted update as the store sees it: the stream entry id and its increment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreEvent {
+    pub event_id: String,
+    pub increment: u64,
+}
+
+/// All of one user's events in a batch, coalesced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserDelta {
+    pub user_id: String,
+    /// The latest display name seen in the batch, if any.
+    pub display_name: Option<String>,
+    /// The events behind the delta, in stream order; never empty.
+    pub events: Vec<StoreEvent>,
+}
+
+impl UserDelta {
+    /// The summed increment of all events.
+    pub fn total_increment(&self) -> u64 {
+        self.events.iter().map(|e| e.increment).sum()
+    }
+
+    /// The event ids, in stream order.
+    pub fn event_ids(&self) -> impl Iterator<Item = &str> {
+        self.events.iter().map(|e| e.event_id.as_str())
+    }
+}
+
+/// A user's absolute total in the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserTotal {
+    pub user_id: String,
+    pub display_name: Option<String>,
+    pub score: u64,
+}
+
+/// Why a store call failed. Every variant is retryable by the caller: nothing was half-applied
+/// (each user's update is atomic and idempotent per event id).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    #[error("store returned something unexpected: {0}")]
+    Unexpected(String),
+}
+
+/// The system of record for scores.
+#[async_trait]
+pub trait ScoreStore: Send + Sync + Debug {
+    /// Applies every delta so that each event id counts at most once, ever, and returns the new
+    /// absolute total of every user in `batch` (already-applied events change nothing).
+    ///
+    /// # Errors
+    /// When the store cannot be reached or answers unexpectedly; the batch may be retried as a whole.
+    async fn apply_batch(&self, batch: &[UserDelta]) -> Result<Vec<UserTotal>, StoreError>;
+
+    /// Every user's total, in no particular order (for rebuilding the Redis cache).
+    fn all_totals(&self) -> BoxStream<'_, Result<UserTotal, StoreError>>;
+
+    /// Whether the store is reachable (health checks).
+    ///
+    /// # Errors
+    /// When it is not.
+    async fn ping(&self) -> Result<(), StoreError>;
+}

@@ -1,0 +1,330 @@
+//! The MongoDB adapter of [`ScoreStore`]: one document per user `{_id, score, name, applied, updatedAt}`.
+//!
+//! Invariant: an event id counts at most once. Each user's update filters `applied: {$nin: ids}` and does
+//! `$inc` plus `$push {$each: ids, $slice: -K}` in one single-document (atomic) update, so either all of a
+//! user's batch is applied together with its ids, or none is. A whole batch is ONE `update` command with
+//! one statement per user (one round trip), then ONE `find` reads the new totals. A user whose batch
+//! overlaps ids already applied (a re-delivery) makes the upsert hit the duplicate `_id`; that user takes
+//! the per-event path, where each event is applied only if its id is not in `applied`.
+
+use futures::stream::{BoxStream, StreamExt, TryStreamExt};
+use mongodb::bson::{Bson, DateTime, Document, doc};
+use mongodb::error::ErrorKind;
+use mongodb::options::{ClientOptions, IndexOptions};
+use mongodb::{Client, Collection, Database, IndexModel};
+use secrecy::ExposeSecret;
+
+use super::{ScoreStore, StoreError, UserDelta, UserTotal};
+use crate::config::MongoConfig;
+
+/// MongoDB's duplicate key error code.
+const DUPLICATE_KEY: i32 = 11000;
+/// Name of the index on `score` (descending) used to read the top of the board from the store.
+const SCORE_INDEX: &str = "score_desc";
+
+/// A connected MongoDB score store.
+#[derive(Debug, Clone)]
+pub struct MongoStore {
+    db: Database,
+    collection: Collection<Document>,
+    dedupe_window: i64,
+}
+
+impl MongoStore {
+    /// Connects with `MONGODB_URI` (`mongodb+srv://` and TLS options work) and creates the indexes.
+    ///
+    /// # Errors
+    /// When the URI does not parse, the server cannot be reached, or index creation fails.
+    pub async fn connect(config: &MongoConfig) -> Result<Self, StoreError> {
+        scoreboard_shared::tls::install_crypto_provider();
+        let mut options = ClientOptions::parse(config.uri.expose_secret())
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("MONGODB_URI: {}", e.kind)))?;
+        apply_defaults(&mut options);
+        Self::with_options(options, config).await
+    }
+
+    /// Connects with explicit client options (tests add a command monitor) and creates the indexes.
+    ///
+    /// # Errors
+    /// When the server cannot be reached or index creation fails.
+    pub async fn with_options(
+        options: ClientOptions,
+        config: &MongoConfig,
+    ) -> Result<Self, StoreError> {
+        scoreboard_shared::tls::install_crypto_provider();
+        let client = Client::with_options(options).map_err(store_error)?;
+        let db = client.database(&config.database);
+        let collection = db.collection::<Document>(&config.collection);
+        let store = Self {
+            db,
+            collection,
+            dedupe_window: i64::from(config.dedupe_window),
+        };
+        store.ensure_indexes().await?;
+        Ok(store)
+    }
+
+    async fn ensure_indexes(&self) -> Result<(), StoreError> {
+        let index = IndexModel::builder()
+            .keys(doc! {"score": -1})
+            .options(IndexOptions::builder().name(SCORE_INDEX.to_owned()).build())
+            .build();
+        self.collection
+            .create_index(index)
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+
+    /// The `n` highest totals, best first (ties by user id ascending), read from the store.
+    ///
+    /// # Errors
+    /// When the store cannot be read.
+    pub async fn top(&self, n: usize) -> Result<Vec<UserTotal>, StoreError> {
+        let mut all: Vec<UserTotal> = self.all_totals().try_collect().await?;
+        all.sort_by(|a, b| {
+            b.score
+                .cmp(&a.score)
+                .then_with(|| a.user_id.cmp(&b.user_id))
+        });
+        all.truncate(n);
+        Ok(all)
+    }
+
+    fn statement(&self, delta: &UserDelta, ids: &[&str], increment: u64, upsert: bool) -> Document {
+        let mut set = doc! {"updatedAt": DateTime::now()};
+        if let Some(name) = &delta.display_name {
+            set.insert("name", name.as_str());
+        }
+        doc! {
+            "q": {"_id": delta.user_id.as_str(), "applied": {"$nin": ids}},
+            "u": {
+                "$inc": {"score": increment as i64},
+                "$set": set,
+                "$push": {"applied": {"$each": ids, "$slice": -self.dedupe_window}},
+            },
+            "upsert": upsert,
+        }
+    }
+
+    /// Runs one `update` command; returns `n` and the indexes of statements that hit a duplicate key.
+    async fn update(&self, statements: Vec<Document>) -> Result<(u64, Vec<usize>), StoreError> {
+        let reply = self
+            .db
+            .run_command(doc! {
+                "update": self.collection.name(),
+                "updates": statements,
+                "ordered": false,
+            })
+            .await
+            .map_err(store_error)?;
+        // The write may not be durable (e.g. a majority write timed out): retry the batch, which the
+        // `$nin` guard makes safe, rather than ack events a rollback could lose.
+        if let Ok(concern) = reply.get_document("writeConcernError") {
+            return Err(StoreError::Unavailable(format!(
+                "write concern not met: {}",
+                concern.get_str("errmsg").unwrap_or("unknown")
+            )));
+        }
+        let n = reply.get("n").and_then(lenient_u64).unwrap_or(0);
+        let mut duplicates = Vec::new();
+        if let Ok(errors) = reply.get_array("writeErrors") {
+            for error in errors {
+                let error = error
+                    .as_document()
+                    .ok_or_else(|| unexpected("writeErrors"))?;
+                let code = error.get("code").and_then(lenient_u64);
+                let index = error.get("index").and_then(lenient_u64);
+                match (code, index) {
+                    (Some(code), Some(index)) if code == DUPLICATE_KEY as u64 => {
+                        duplicates.push(index as usize);
+                    }
+                    _ => {
+                        return Err(StoreError::Unexpected(format!(
+                            "write error: {}",
+                            error.get_str("errmsg").unwrap_or("unknown")
+                        )));
+                    }
+                }
+            }
+        }
+        Ok((n, duplicates))
+    }
+
+    /// The per-event path for a user whose batch overlaps already-applied ids.
+    async fn apply_per_event(&self, delta: &UserDelta) -> Result<(), StoreError> {
+        for event in &delta.events {
+            let ids = [event.event_id.as_str()];
+            let (_, duplicates) = self
+                .update(vec![self.statement(delta, &ids, event.increment, true)])
+                .await?;
+            if !duplicates.is_empty() {
+                // The document exists and (almost surely) holds the id. Without upsert a concurrent
+                // first insert cannot interfere: n == 0 now means the id is applied.
+                self.update(vec![self.statement(delta, &ids, event.increment, false)])
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn read_totals(&self, users: &[&str]) -> Result<Vec<UserTotal>, StoreError> {
+        self.collection
+            .find(doc! {"_id": {"$in": users}})
+            .projection(doc! {"score": 1, "name": 1})
+            .await
+            .map_err(store_error)?
+            .map_err(store_error)
+            .and_then(|d| async move { to_total(&d) })
+            .try_collect()
+            .await
+    }
+}
+
+#[async_trait::async_trait]
+impl ScoreStore for MongoStore {
+    async fn apply_batch(&self, batch: &[UserDelta]) -> Result<Vec<UserTotal>, StoreError> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        let statements = batch
+            .iter()
+            .map(|delta| {
+                let ids: Vec<&str> = delta.event_ids().collect();
+                self.statement(delta, &ids, delta.total_increment(), true)
+            })
+            .collect();
+        let (_, conflicts) = self.update(statements).await?;
+        for index in conflicts {
+            let delta = batch
+                .get(index)
+                .ok_or_else(|| unexpected("writeErrors index out of range"))?;
+            tracing::debug!(user = %delta.user_id, "re-delivered events: per-event path");
+            self.apply_per_event(delta).await?;
+        }
+        let users: Vec<&str> = batch.iter().map(|d| d.user_id.as_str()).collect();
+        self.read_totals(&users).await
+    }
+
+    fn all_totals(&self) -> BoxStream<'_, Result<UserTotal, StoreError>> {
+        let find = self
+            .collection
+            .find(doc! {})
+            .projection(doc! {"score": 1, "name": 1});
+        futures::stream::once(async move { find.await.map_err(store_error) })
+            .map_ok(|cursor| cursor.map_err(store_error))
+            .try_flatten()
+            .and_then(|d| async move { to_total(&d) })
+            .boxed()
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.db
+            .run_command(doc! {"ping": 1})
+            .await
+            .map(|_| ())
+            .map_err(store_error)
+    }
+}
+
+/// Short timeouts so an outage surfaces as an error the worker retries, not a long hang.
+fn apply_defaults(options: &mut ClientOptions) {
+    use std::time::Duration;
+    options
+        .app_name
+        .get_or_insert_with(|| "scoreboard-worker".to_owned());
+    options
+        .server_selection_timeout
+        .get_or_insert(Duration::from_secs(5));
+    options
+        .connect_timeout
+        .get_or_insert(Duration::from_secs(5));
+}
+
+/// Reads a number the way different servers store it: Int32, Int64 or an integral Double.
+pub fn lenient_u64(value: &Bson) -> Option<u64> {
+    match value {
+        Bson::Int32(n) => u64::try_from(*n).ok(),
+        Bson::Int64(n) => u64::try_from(*n).ok(),
+        Bson::Double(f) if f.fract() == 0.0 && *f >= 0.0 && *f < 9.007_199_254_740_992e15 => {
+            Some(*f as u64)
+        }
+        _ => None,
+    }
+}
+
+fn to_total(doc: &Document) -> Result<UserTotal, StoreError> {
+    let user_id = doc
+        .get_str("_id")
+        .map_err(|_| unexpected("a document without a string _id"))?
+        .to_owned();
+    let score = match doc.get("score") {
+        None | Some(Bson::Null) => 0,
+        Some(value) => lenient_u64(value).ok_or_else(|| unexpected("a non-integer score"))?,
+    };
+    let display_name = doc.get_str("name").ok().map(str::to_owned);
+    Ok(UserTotal {
+        user_id,
+        display_name,
+        score,
+    })
+}
+
+fn unexpected(what: &str) -> StoreError {
+    StoreError::Unexpected(what.to_owned())
+}
+
+/// Maps driver errors; connection-level failures are `Unavailable`. Driver messages carry no credentials.
+fn store_error(error: mongodb::error::Error) -> StoreError {
+    match *error.kind {
+        ErrorKind::Io(_)
+        | ErrorKind::ServerSelection { .. }
+        | ErrorKind::ConnectionPoolCleared { .. } => StoreError::Unavailable(error.to_string()),
+        _ => StoreError::Unexpected(error.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_are_read_leniently() {
+        assert_eq!(lenient_u64(&Bson::Int32(7)), Some(7));
+        assert_eq!(
+            lenient_u64(&Bson::Int64(5_000_000_000)),
+            Some(5_000_000_000)
+        );
+        assert_eq!(lenient_u64(&Bson::Double(12.0)), Some(12));
+        assert_eq!(lenient_u64(&Bson::Double(1.5)), None);
+        assert_eq!(lenient_u64(&Bson::Int32(-1)), None);
+        assert_eq!(lenient_u64(&Bson::String("3".into())), None);
+    }
+
+    #[tokio::test]
+    async fn tls_uris_enable_tls_and_short_timeouts_are_applied() {
+        let mut options =
+            ClientOptions::parse("mongodb://u:p@h1:27017,h2:27017/?tls=true&replicaSet=rs0")
+                .await
+                .unwrap();
+        apply_defaults(&mut options);
+        assert!(matches!(
+            options.tls,
+            Some(mongodb::options::Tls::Enabled(_))
+        ));
+        assert_eq!(
+            options.server_selection_timeout,
+            Some(std::time::Duration::from_secs(5))
+        );
+        assert_eq!(options.app_name.as_deref(), Some("scoreboard-worker"));
+    }
+
+    #[test]
+    fn documents_become_totals() {
+        let total = to_total(&doc! {"_id": "u1", "score": 42i32, "name": "Ann"}).unwrap();
+        assert_eq!(total.score, 42);
+        assert_eq!(total.display_name.as_deref(), Some("Ann"));
+        assert!(to_total(&doc! {"_id": 3, "score": 1}).is_err());
+    }
+}
