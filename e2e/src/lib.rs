@@ -5,10 +5,12 @@
 //!
 //! A component that cannot start fails the test with its log; nothing skips.
 
+mod options;
 pub mod proc;
 mod sse_client;
 mod stack;
 
+pub use options::{Ports, StackOptions, workspace_root};
 pub use proc::Proc;
 pub use sse_client::{Message, SseClient};
-pub use stack::{Ports, Stack, StackOptions, workspace_root};
+pub use stack::Stack;

@@ -3,83 +3,18 @@
 //! first call), the worker and the SSE server. The one way the stack starts: the end-to-end tests use it
 //! on free ports and a temp dir, `make dev` (the `scoreboard-dev` binary) on fixed ports and `.dev/`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use scoreboard_testkit::free_port;
-use tempfile::TempDir;
 
+use crate::options::{StackOptions, StateDir, bin_dir, workspace_root};
 use crate::proc::{Proc, eventually};
 
 const SECRET: &str = "e2e-secret-0123456789abcdef0123456789";
 /// The emulator compiles each function on its first call; a cold build can take minutes.
 const WARM_UP: Duration = Duration::from_secs(600);
-
-/// The workspace root (where `Cargo.toml`, `.tools/` and `target/` live).
-pub fn workspace_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("e2e/ has a parent")
-        .to_owned()
-}
-
-/// Where `cargo build` puts binaries for the running profile (`target/debug`): a test runs from
-/// `target/debug/deps/<test>`, the dev binary from `target/debug/scoreboard-dev`.
-fn bin_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("current exe");
-    let dir = exe.parent().expect("binary has a directory");
-    if dir.file_name().is_some_and(|name| name == "deps") {
-        dir.parent().expect("deps has a parent").to_owned()
-    } else {
-        dir.to_owned()
-    }
-}
-
-/// Fixed ports; `None` takes a free one.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct Ports {
-    pub redis: Option<u16>,
-    pub mongo: Option<u16>,
-    pub functions: Option<u16>,
-    pub worker: Option<u16>,
-    pub sse: Option<u16>,
-}
-
-/// How to start the stack. The default is the tests': free ports, a temp dir, a fixed test secret,
-/// quiet functions, no rebuild on source changes.
-#[derive(Debug, Default, Clone)]
-pub struct StackOptions {
-    /// Extra environment for the components (e.g. a higher rate limit for load).
-    pub functions_env: Vec<(String, String)>,
-    pub worker_env: Vec<(String, String)>,
-    pub sse_env: Vec<(String, String)>,
-    pub ports: Ports,
-    /// Where logs and data live (kept); `None`: a temp dir removed with the stack.
-    pub state_dir: Option<PathBuf>,
-    /// The HS256 secret every component verifies with; `None`: the test secret.
-    pub jwt_secret: Option<String>,
-    /// `RUST_LOG` of the functions (default `warn`).
-    pub functions_log: Option<String>,
-    /// Let `cargo lambda watch` rebuild the functions when their sources change (dev).
-    pub watch_changes: bool,
-}
-
-/// Where the stack keeps its files: a caller's directory, or a temp dir removed on drop.
-#[derive(Debug)]
-enum StateDir {
-    Kept(PathBuf),
-    Temp(TempDir),
-}
-
-impl StateDir {
-    fn path(&self) -> &Path {
-        match self {
-            Self::Kept(path) => path,
-            Self::Temp(dir) => dir.path(),
-        }
-    }
-}
 
 /// A running stack. Dropping it stops every process.
 #[derive(Debug)]

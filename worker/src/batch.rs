@@ -1,4 +1,4 @@
-//! Coalescing a batch of events into one delta per user (DESIGN §5.3): increments summed, event ids kept
+//! Coalescing a batch of events into one delta per user (docs/design.md §5): increments summed, event ids kept
 //! in stream order, the latest display name wins. Pure, so it is unit-tested without servers.
 
 use scoreboard_shared::redis::entry::StreamEvent;

@@ -1,4 +1,4 @@
--- Commits one batch to Redis in one call (DESIGN §5.3): ZADD GT of the store's absolute totals, names,
+-- Commits one batch to Redis in one call (docs/design.md §5): ZADD GT of the store's absolute totals, names,
 -- dead letters, XACK, and — only when the top changed — a new version, snapshot and PUBLISH.
 -- KEYS: 1 lb, 2 names, 3 top, 4 version, 5 updates stream, 6 dlq
 -- ARGV: 1 group, 2 channel, 3 board size, 4 updatedAt, 5 snapshot? (1/0),

@@ -1,4 +1,4 @@
--- Accepts one score update in a single round trip (DESIGN §5.1).
+-- Accepts one score update in a single round trip (docs/design.md §5.1).
 -- KEYS[1] stream, KEYS[2] rate-limit key, KEYS[3] idempotency key (optional)
 -- ARGV: user, name, inc, request id, rate per sec, burst, max backlog, idempotency ttl ms, schema version
 -- Returns {status, value}: {"accepted", id} | {"replay", id} | {"conflict", ""}

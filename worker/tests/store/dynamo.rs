@@ -1,11 +1,10 @@
 //! What only the DynamoDB adapter has, against a real DynamoDB Local (started per test by the test kit):
 //! round trips per batch, transaction chunking, the per-event path's call counts, paginated scans,
-//! idempotent table setup, the LocalStack init script, ping and outages.
+//! ping and outages (table setup is in `dynamo_setup.rs`).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use aws_sdk_dynamodb::types::{AttributeValue, TimeToLiveStatus};
 use futures::TryStreamExt;
 use scoreboard_testkit::{
     DYNAMO_TEST_ACCESS_KEY_ID, DYNAMO_TEST_REGION, DYNAMO_TEST_SECRET_ACCESS_KEY, DynamoLocal,
@@ -13,9 +12,9 @@ use scoreboard_testkit::{
 use scoreboard_worker::store::dynamo::{DynamoConfig, DynamoStore, RetryPolicy, StaticCredentials};
 use scoreboard_worker::store::{ScoreStore, StoreError, StoreEvent, UserDelta, UserTotal};
 
-const TABLE: &str = "scoreboard-test";
+pub const TABLE: &str = "scoreboard-test";
 
-fn options(server: &DynamoLocal) -> DynamoConfig {
+pub fn options(server: &DynamoLocal) -> DynamoConfig {
     let mut options = DynamoConfig::new(TABLE);
     options.endpoint_url = Some(server.endpoint_url());
     options.region = Some(DYNAMO_TEST_REGION.to_owned());
@@ -28,7 +27,10 @@ fn options(server: &DynamoLocal) -> DynamoConfig {
     options
 }
 
-async fn store_with(server: &DynamoLocal, tweak: impl FnOnce(&mut DynamoConfig)) -> DynamoStore {
+pub async fn store_with(
+    server: &DynamoLocal,
+    tweak: impl FnOnce(&mut DynamoConfig),
+) -> DynamoStore {
     let mut options = options(server);
     tweak(&mut options);
     DynamoStore::connect(options)
@@ -36,11 +38,11 @@ async fn store_with(server: &DynamoLocal, tweak: impl FnOnce(&mut DynamoConfig))
         .unwrap_or_else(|e| panic!("connect to DynamoDB Local: {e}\n{}", server.log_tail()))
 }
 
-async fn store(server: &DynamoLocal) -> DynamoStore {
+pub async fn store(server: &DynamoLocal) -> DynamoStore {
     store_with(server, |_| {}).await
 }
 
-fn delta(user: &str, events: &[(&str, u64)]) -> UserDelta {
+pub fn delta(user: &str, events: &[(&str, u64)]) -> UserDelta {
     UserDelta {
         user_id: user.to_owned(),
         display_name: Some(format!("{user} name")),
@@ -254,46 +256,6 @@ async fn rebuild_scan_pages_through_every_user_and_skips_markers() {
 }
 
 #[tokio::test]
-async fn table_setup_is_idempotent_and_enables_ttl_on_markers() {
-    let server = DynamoLocal::start();
-    let store = store(&server).await;
-    store.ensure_table().await.unwrap();
-    store.ensure_table().await.unwrap();
-    store
-        .apply_batch(&[delta("alice", &[("5-0", 3)])])
-        .await
-        .unwrap();
-
-    let ttl = store
-        .client()
-        .describe_time_to_live()
-        .table_name(TABLE)
-        .send()
-        .await
-        .unwrap();
-    let desc = ttl.time_to_live_description().unwrap();
-    assert_eq!(desc.attribute_name(), Some("expiresAt"));
-    assert_eq!(desc.time_to_live_status(), Some(&TimeToLiveStatus::Enabled));
-
-    let marker = store
-        .client()
-        .get_item()
-        .table_name(TABLE)
-        .key("pk", AttributeValue::S("event#5-0".into()))
-        .consistent_read(true)
-        .send()
-        .await
-        .unwrap();
-    let item = marker.item().expect("marker item written");
-    let expires: u64 = item["expiresAt"].as_n().unwrap().parse().unwrap();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    assert!(expires > now + 6 * 24 * 3600, "marker TTL about 7 days out");
-}
-
-#[tokio::test]
 async fn ping_reports_a_reachable_table_and_fails_otherwise() {
     let mut server = DynamoLocal::start();
     let store = store_with(&server, |o| {
@@ -353,125 +315,6 @@ async fn an_outage_fails_the_batch_after_bounded_retries() {
 }
 
 /// The AWS CLI from the project venv (`make setup`), else from `PATH`.
-fn aws_cli() -> std::path::PathBuf {
-    let venv = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.tools/venv/bin/aws");
-    if venv.is_file() {
-        return venv;
-    }
-    std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .map(|dir| dir.join("aws"))
-        .find(|p| p.is_file())
-        .expect("the AWS CLI is missing: run `make setup` (installs awscli into .tools/venv)")
-}
-
-fn run_init_script(server: &DynamoLocal, table: &str) -> String {
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../localstack/init/ready.d/01-scoreboard-table.sh");
-    let cli = aws_cli();
-    let path = format!(
-        "{}:{}",
-        cli.parent().unwrap().display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
-    let output = std::process::Command::new("bash")
-        .arg(&script)
-        .envs(server.child_env())
-        .env("DYNAMODB_TABLE", table)
-        .env("PATH", path)
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_CONFIG_FILE", "/dev/null")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-        .output()
-        .expect("run the localstack init script");
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success(),
-        "init script failed ({}):\n{stdout}\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    stdout
-}
-
-#[tokio::test]
-async fn localstack_init_script_creates_the_table_the_store_expects() {
-    let server = DynamoLocal::start();
-
-    let first = run_init_script(&server, "scoreboard");
-    let second = run_init_script(&server, "scoreboard");
-
-    assert!(first.contains("created"), "{first}");
-    assert!(second.contains("exists"), "script is idempotent: {second}");
-    let store = store_with(&server, |o| {
-        o.table = "scoreboard".to_owned();
-        o.ensure_table = false;
-    })
-    .await;
-    store.ping().await.unwrap();
-    let table = store
-        .client()
-        .describe_table()
-        .table_name("scoreboard")
-        .send()
-        .await
-        .unwrap();
-    let table = table.table().unwrap();
-    assert_eq!(table.key_schema()[0].attribute_name(), "pk");
-    assert_eq!(
-        table
-            .billing_mode_summary()
-            .and_then(|b| b.billing_mode())
-            .map(|m| m.as_str()),
-        Some("PAY_PER_REQUEST")
-    );
-    let ttl = store
-        .client()
-        .describe_time_to_live()
-        .table_name("scoreboard")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        ttl.time_to_live_description()
-            .and_then(|d| d.attribute_name()),
-        Some("expiresAt")
-    );
-    // The store works on the table the script made, and agrees with its own setup step.
-    let totals = store
-        .apply_batch(&[delta("alice", &[("1-0", 4)])])
-        .await
-        .unwrap();
-    assert_eq!(totals[0].score, 4);
-    store.ensure_table().await.unwrap();
-}
-
-#[tokio::test]
-async fn the_store_factory_builds_the_dynamodb_adapter_from_the_environment() {
-    use scoreboard_worker::config::{Env, StoreConfig};
-
-    let server = DynamoLocal::start();
-    let mut pairs = server.child_env();
-    pairs.extend([
-        ("STORE".to_owned(), "dynamodb".to_owned()),
-        ("DYNAMODB_TABLE".to_owned(), "from-env".to_owned()),
-        ("DYNAMODB_ENSURE_TABLE".to_owned(), "true".to_owned()),
-    ]);
-    let config = StoreConfig::from_env(&Env::from_pairs(pairs)).unwrap();
-
-    let store = scoreboard_worker::store::connect(&config)
-        .await
-        .expect("factory connects and creates the table");
-
-    store.ping().await.unwrap();
-    let totals = store
-        .apply_batch(&[delta("alice", &[("1-0", 2)])])
-        .await
-        .unwrap();
-    assert_eq!(totals[0].score, 2);
-}
-
 #[tokio::test]
 async fn the_store_recovers_after_dynamodb_comes_back() {
     let mut server = DynamoLocal::start_persistent();

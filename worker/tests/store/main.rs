@@ -5,4 +5,5 @@
 
 mod contract;
 mod dynamo;
+mod dynamo_setup;
 mod mongo;
