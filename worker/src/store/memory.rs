@@ -58,7 +58,7 @@ impl State {
     fn take_failure(&mut self) -> Result<(), StoreError> {
         if self.failures_left > 0 {
             self.failures_left -= 1;
-            return Err(StoreError::Unavailable(
+            return Err(StoreError::unavailable(
                 "memory store: injected outage".to_owned(),
             ));
         }

@@ -50,14 +50,60 @@ pub struct UserTotal {
     pub score: u64,
 }
 
+/// A cause kept behind a [`StoreError`] (the driver's or SDK's own error).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
 /// Why a store call failed. Every variant is retryable by the caller: nothing was half-applied
-/// (each user's update is atomic and idempotent per event id).
+/// (each user's update is atomic and idempotent per event id). The driver's error, when there is one,
+/// is kept as the `source`, so logs and callers can walk the chain.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("store unavailable: {0}")]
-    Unavailable(String),
-    #[error("store returned something unexpected: {0}")]
-    Unexpected(String),
+    #[error("store unavailable: {message}")]
+    Unavailable {
+        message: String,
+        #[source]
+        source: Option<BoxError>,
+    },
+    #[error("store returned something unexpected: {message}")]
+    Unexpected {
+        message: String,
+        #[source]
+        source: Option<BoxError>,
+    },
+}
+
+impl StoreError {
+    /// The store could not be reached (or timed out).
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::Unavailable {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// The store answered something this code does not understand.
+    pub fn unexpected(message: impl Into<String>) -> Self {
+        Self::Unexpected {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// The same error with `cause` as its source.
+    #[must_use]
+    pub fn with_source(self, cause: impl Into<BoxError>) -> Self {
+        let cause = Some(cause.into());
+        match self {
+            Self::Unavailable { message, .. } => Self::Unavailable {
+                message,
+                source: cause,
+            },
+            Self::Unexpected { message, .. } => Self::Unexpected {
+                message,
+                source: cause,
+            },
+        }
+    }
 }
 
 /// The system of record for scores.
@@ -78,4 +124,22 @@ pub trait ScoreStore: Send + Sync + Debug {
     /// # Errors
     /// When it is not.
     async fn ping(&self) -> Result<(), StoreError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use super::*;
+
+    #[test]
+    fn the_cause_stays_reachable_as_the_source() {
+        let cause = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        let error = StoreError::unavailable("MongoDB: refused").with_source(cause);
+        assert!(matches!(error, StoreError::Unavailable { .. }));
+        assert_eq!(error.to_string(), "store unavailable: MongoDB: refused");
+        let source = error.source().expect("the cause is kept");
+        assert_eq!(source.to_string(), "refused");
+        assert!(StoreError::unexpected("odd").source().is_none());
+    }
 }

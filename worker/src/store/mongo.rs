@@ -39,7 +39,7 @@ impl MongoStore {
         scoreboard_shared::tls::install_crypto_provider();
         let mut options = ClientOptions::parse(config.uri.expose_secret())
             .await
-            .map_err(|e| StoreError::Unavailable(format!("MONGODB_URI: {}", e.kind)))?;
+            .map_err(|e| StoreError::unavailable(format!("MONGODB_URI: {}", e.kind)))?;
         apply_defaults(&mut options);
         Self::with_options(options, config).await
     }
@@ -122,7 +122,7 @@ impl MongoStore {
         // The write may not be durable (e.g. a majority write timed out): retry the batch, which the
         // `$nin` guard makes safe, rather than ack events a rollback could lose.
         if let Ok(concern) = reply.get_document("writeConcernError") {
-            return Err(StoreError::Unavailable(format!(
+            return Err(StoreError::unavailable(format!(
                 "write concern not met: {}",
                 concern.get_str("errmsg").unwrap_or("unknown")
             )));
@@ -141,7 +141,7 @@ impl MongoStore {
                         duplicates.push(index as usize);
                     }
                     _ => {
-                        return Err(StoreError::Unexpected(format!(
+                        return Err(StoreError::unexpected(format!(
                             "write error: {}",
                             error.get_str("errmsg").unwrap_or("unknown")
                         )));
@@ -272,7 +272,7 @@ fn to_total(doc: &Document) -> Result<UserTotal, StoreError> {
 }
 
 fn unexpected(what: &str) -> StoreError {
-    StoreError::Unexpected(what.to_owned())
+    StoreError::unexpected(what.to_owned())
 }
 
 /// Maps driver errors; connection-level failures are `Unavailable`. Driver messages carry no credentials.
@@ -280,8 +280,10 @@ fn store_error(error: mongodb::error::Error) -> StoreError {
     match *error.kind {
         ErrorKind::Io(_)
         | ErrorKind::ServerSelection { .. }
-        | ErrorKind::ConnectionPoolCleared { .. } => StoreError::Unavailable(error.to_string()),
-        _ => StoreError::Unexpected(error.to_string()),
+        | ErrorKind::ConnectionPoolCleared { .. } => {
+            StoreError::unavailable(error.to_string()).with_source(error)
+        }
+        _ => StoreError::unexpected(error.to_string()).with_source(error),
     }
 }
 

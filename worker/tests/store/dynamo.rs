@@ -271,7 +271,7 @@ async fn ping_reports_a_reachable_table_and_fails_otherwise() {
     .await;
     assert!(matches!(
         missing.ping().await,
-        Err(StoreError::Unavailable(_))
+        Err(StoreError::Unavailable { .. })
     ));
 
     server.stop();
@@ -303,7 +303,7 @@ async fn an_outage_fails_the_batch_after_bounded_retries() {
     let result = store.apply_batch(&[delta("alice", &[("1-1", 1)])]).await;
 
     assert!(
-        matches!(result, Err(StoreError::Unavailable(_))),
+        matches!(result, Err(StoreError::Unavailable { .. })),
         "{result:?}"
     );
     assert_eq!(
@@ -336,7 +336,7 @@ async fn the_store_recovers_after_dynamodb_comes_back() {
     let during = store.apply_batch(&[delta("alice", &[("1-1", 1)])]).await;
     server.restart();
 
-    assert!(matches!(during, Err(StoreError::Unavailable(_))));
+    assert!(matches!(during, Err(StoreError::Unavailable { .. })));
     // The caller retries the whole batch (as the worker does); the data survived the restart.
     let after = store
         .apply_batch(&[delta("alice", &[("1-0", 5), ("1-1", 1)])])

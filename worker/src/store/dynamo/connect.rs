@@ -39,7 +39,7 @@ impl DynamoStore {
         }
         let sdk_config = loader.load().await;
         if sdk_config.region().is_none() {
-            return Err(StoreError::Unavailable(
+            return Err(StoreError::unavailable(
                 "no AWS region configured: set AWS_REGION".to_owned(),
             ));
         }

@@ -176,6 +176,6 @@ impl ScoreStore for DynamoStore {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| StoreError::Unavailable(format!("DescribeTable: {}", describe(&e))))
+            .map_err(|e| StoreError::unavailable(format!("DescribeTable: {}", describe(&e))))
     }
 }

@@ -34,7 +34,7 @@ impl DynamoStore {
                     .expression_attribute_names("#score", SCORE)
                     .expression_attribute_names("#name", NAME)
                     .build()
-                    .map_err(|e| StoreError::Unexpected(e.to_string()))?;
+                    .map_err(|e| StoreError::unexpected(e.to_string()).with_source(e))?;
                 let result = self
                     .client
                     .batch_get_item()
@@ -64,14 +64,14 @@ impl DynamoStore {
                     }
                     Err(e) if is_transient(&e) => describe(&e),
                     Err(e) => {
-                        return Err(StoreError::Unexpected(format!(
+                        return Err(StoreError::unexpected(format!(
                             "BatchGetItem: {}",
                             describe(&e)
                         )));
                     }
                 };
                 if attempt >= self.config.retry.max_attempts {
-                    return Err(StoreError::Unavailable(format!(
+                    return Err(StoreError::unavailable(format!(
                         "BatchGetItem failed {attempt} times: {retry_reason}"
                     )));
                 }
@@ -83,7 +83,7 @@ impl DynamoStore {
             .iter()
             .map(|u| {
                 found.remove(*u).ok_or_else(|| {
-                    StoreError::Unexpected(format!("user item for {u:?} missing after its write"))
+                    StoreError::unexpected(format!("user item for {u:?} missing after its write"))
                 })
             })
             .collect()
@@ -129,7 +129,7 @@ impl DynamoStore {
                     tokio::time::sleep(policy.delay(attempt)).await;
                 }
                 Err(e) => {
-                    return Err(StoreError::Unavailable(format!("Scan: {}", describe(&e))));
+                    return Err(StoreError::unavailable(format!("Scan: {}", describe(&e))));
                 }
             }
         }
@@ -140,18 +140,18 @@ fn parse_total(item: &HashMap<String, AttributeValue>) -> Result<UserTotal, Stor
     let user_id = match item.get(USER_ID) {
         Some(AttributeValue::S(s)) => s.clone(),
         other => {
-            return Err(StoreError::Unexpected(format!(
+            return Err(StoreError::unexpected(format!(
                 "user item without a string {USER_ID}: {other:?}"
             )));
         }
     };
     let score = match item.get(SCORE) {
         Some(AttributeValue::N(n)) => n.parse::<u64>().map_err(|e| {
-            StoreError::Unexpected(format!("score {n:?} of {user_id:?} is not a u64: {e}"))
+            StoreError::unexpected(format!("score {n:?} of {user_id:?} is not a u64: {e}"))
         })?,
         None => 0,
         Some(other) => {
-            return Err(StoreError::Unexpected(format!(
+            return Err(StoreError::unexpected(format!(
                 "score of {user_id:?} is not a number: {other:?}"
             )));
         }

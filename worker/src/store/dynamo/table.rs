@@ -54,12 +54,12 @@ async fn create_if_missing(
         .attribute_name(PK)
         .key_type(KeyType::Hash)
         .build()
-        .map_err(|e| StoreError::Unexpected(e.to_string()))?;
+        .map_err(|e| StoreError::unexpected(e.to_string()).with_source(e))?;
     let attr = AttributeDefinition::builder()
         .attribute_name(PK)
         .attribute_type(ScalarAttributeType::S)
         .build()
-        .map_err(|e| StoreError::Unexpected(e.to_string()))?;
+        .map_err(|e| StoreError::unexpected(e.to_string()).with_source(e))?;
     let mut attempt = 0;
     loop {
         attempt += 1;
@@ -86,7 +86,7 @@ async fn create_if_missing(
                 tokio::time::sleep(retry.delay(attempt)).await;
             }
             Err(e) => {
-                return Err(StoreError::Unavailable(format!(
+                return Err(StoreError::unavailable(format!(
                     "CreateTable: {}",
                     describe(&e)
                 )));
@@ -110,14 +110,14 @@ async fn wait_active(client: &Client, table: &str, retry: &RetryPolicy) -> Resul
             }
             Err(e) if is_transient(&e) && attempt < retry.max_attempts => {}
             Err(e) => {
-                return Err(StoreError::Unavailable(format!(
+                return Err(StoreError::unavailable(format!(
                     "DescribeTable: {}",
                     describe(&e)
                 )));
             }
         }
         if Instant::now() >= deadline {
-            return Err(StoreError::Unavailable(format!(
+            return Err(StoreError::unavailable(format!(
                 "table {table} not ACTIVE within {ACTIVE_TIMEOUT:?}"
             )));
         }
@@ -146,7 +146,7 @@ async fn enable_ttl(client: &Client, table: &str, retry: &RetryPolicy) -> Result
                     if attr == Some(EXPIRES_AT) {
                         return Ok(());
                     }
-                    return Err(StoreError::Unexpected(format!(
+                    return Err(StoreError::unexpected(format!(
                         "table {table} has TTL on {attr:?}, expected {EXPIRES_AT}"
                     )));
                 }
@@ -154,7 +154,7 @@ async fn enable_ttl(client: &Client, table: &str, retry: &RetryPolicy) -> Result
                     .attribute_name(EXPIRES_AT)
                     .enabled(true)
                     .build()
-                    .map_err(|e| StoreError::Unexpected(e.to_string()))?;
+                    .map_err(|e| StoreError::unexpected(e.to_string()).with_source(e))?;
                 client
                     .update_time_to_live()
                     .table_name(table)
@@ -183,7 +183,7 @@ async fn enable_ttl(client: &Client, table: &str, retry: &RetryPolicy) -> Result
             Err((transient, _)) if attempt < retry.max_attempts && (transient || attempt == 1) => {
                 tokio::time::sleep(retry.delay(attempt)).await;
             }
-            Err((_, message)) => return Err(StoreError::Unavailable(message)),
+            Err((_, message)) => return Err(StoreError::unavailable(message)),
         }
     }
 }

@@ -43,7 +43,7 @@ impl DynamoStore {
             .condition_expression("attribute_not_exists(#pk)")
             .expression_attribute_names("#pk", PK)
             .build()
-            .map_err(|e| StoreError::Unexpected(e.to_string()))?;
+            .map_err(|e| StoreError::unexpected(e.to_string()).with_source(e))?;
         Ok(TransactWriteItem::builder().put(put).build())
     }
 
@@ -72,7 +72,7 @@ impl DynamoStore {
         let update = builder
             .update_expression(expression)
             .build()
-            .map_err(|e| StoreError::Unexpected(e.to_string()))?;
+            .map_err(|e| StoreError::unexpected(e.to_string()).with_source(e))?;
         Ok(TransactWriteItem::builder().update(update).build())
     }
 
@@ -117,13 +117,13 @@ impl DynamoStore {
                 _ => is_transient(&err),
             };
             if !transient {
-                return Err(StoreError::Unexpected(format!(
+                return Err(StoreError::unexpected(format!(
                     "TransactWriteItems: {}",
                     describe(&err)
                 )));
             }
             if attempt >= policy.max_attempts {
-                return Err(StoreError::Unavailable(format!(
+                return Err(StoreError::unavailable(format!(
                     "TransactWriteItems failed {attempt} times: {}",
                     describe(&err)
                 )));
