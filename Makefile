@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 export PATH := $(CURDIR)/.tools/venv/bin:$(PATH)
 
-.PHONY: setup lint lint-template test dev bench release bench-coldstart
+.PHONY: setup lint lint-template lint-ops test dev bench release bench-coldstart
 
 setup:
 	@scripts/setup.sh
@@ -11,12 +11,22 @@ lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 
-test: setup lint lint-template
+test: setup lint lint-template lint-ops
 	cargo nextest run --workspace --profile ci
 
-# The SAM template, linted offline (cfn-lint runs the SAM transform locally).
+# The SAM template, linted offline (cfn-lint runs the SAM transform locally), then the production checks
+# cfn-lint does not make (least privilege, secrets, HTTPS only, private metrics), and their self-test.
 lint-template: setup
 	cfn-lint template.yaml
+	python3 scripts/check_template.py template.yaml
+	python3 scripts/check_template.py --self-test template.yaml
+
+# The operations kit (docs/operations.md): alert rules valid and unit-tested, every alert's runbook anchor
+# present, the CloudWatch alarms snippet merged into a copy of the template and linted.
+lint-ops: setup
+	promtool check rules ops/prometheus/alerts.yml
+	promtool test rules ops/prometheus/alerts_test.yml
+	ops/check-runbooks.sh
 
 dev: setup
 	@scripts/dev.sh

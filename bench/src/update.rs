@@ -24,6 +24,9 @@ struct Case {
     key: EncodingKey,
 }
 
+const ISSUER: &str = "https://idp.bench.example/";
+const AUDIENCE: &str = "scoreboard-bench";
+
 fn cases() -> anyhow::Result<Vec<Case>> {
     Ok(vec![
         Case {
@@ -78,11 +81,17 @@ pub async fn run() -> anyhow::Result<()> {
             ("RATE_LIMIT_PER_SEC", "10000"),
             ("RATE_LIMIT_BURST", "100000"),
             ("STREAM_MAX_BACKLOG", "1000000000"),
+            // A public key must be bound to one issuer and audience (as in production).
+            ("JWT_ISSUER", ISSUER),
+            ("JWT_AUDIENCE", AUDIENCE),
         ]))?);
         let events: Arc<Vec<String>> = Arc::new(
             (0..USERS)
                 .map(|u| {
-                    let claims = token::claims(&format!("user-{u}"), &format!("User {u}"), 3_600);
+                    let mut claims =
+                        token::claims(&format!("user-{u}"), &format!("User {u}"), 3_600);
+                    claims["iss"] = ISSUER.into();
+                    claims["aud"] = AUDIENCE.into();
                     event(&token::sign(case.algorithm, &case.key, None, &claims))
                 })
                 .collect(),

@@ -33,6 +33,8 @@ pub struct Ports {
     pub functions: Option<u16>,
     pub worker: Option<u16>,
     pub sse: Option<u16>,
+    /// The SSE server's private metrics listener.
+    pub sse_metrics: Option<u16>,
 }
 
 /// How to start the stack. The default is the tests': free ports, a temp dir, a fixed test secret,

@@ -27,6 +27,8 @@ pub struct Stack {
     pub functions_base: String,
     /// `http://127.0.0.1:<port>` of the worker's `/healthz` and `/metrics`.
     pub worker_base: String,
+    /// `http://127.0.0.1:<port>` of the SSE server's private `/metrics` listener (`METRICS_ADDR`).
+    pub sse_metrics_base: String,
     pub mongo_uri: String,
     pub database: String,
     pub http: reqwest::Client,
@@ -150,9 +152,11 @@ impl Stack {
         step("worker up; starting the SSE server");
         let sse_port = ports.sse.unwrap_or_else(free_port);
         let sse_base = format!("http://127.0.0.1:{sse_port}");
+        let sse_metrics_port = ports.sse_metrics.unwrap_or_else(free_port);
         let mut sse_cmd = Command::new(bin_dir().join("scoreboard-sse"));
         sse_cmd
             .env("BIND_ADDR", format!("127.0.0.1:{sse_port}"))
+            .env("METRICS_ADDR", format!("127.0.0.1:{sse_metrics_port}"))
             .env("REDIS_URL", &redis_url)
             .env("JWT_SECRET", &secret)
             .env("DEV_MODE", "true")
@@ -171,6 +175,7 @@ impl Stack {
             secret,
             worker_base: format!("http://127.0.0.1:{worker_port}"),
             sse_base,
+            sse_metrics_base: format!("http://127.0.0.1:{sse_metrics_port}"),
             functions_base,
             mongo_uri,
             database,

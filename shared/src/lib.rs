@@ -8,6 +8,8 @@
 //! - [`problem`]: every error mapped to RFC 9457 problem+json in one place; [`http_util`] builds responses.
 //! - [`redis`]: the Redis layout (keys, the stream entry schema) and client construction.
 //! - [`snapshot`]: the leaderboard JSON stored, published, returned and pushed.
+//! - [`secrets`]: the functions' secrets, read at init through the AWS Parameters and Secrets Lambda Extension.
+//! - [`emf`]: the Lambdas' counters as CloudWatch Embedded Metric Format log lines.
 //! - [`shutdown`], [`backoff`], [`logging`], [`telemetry`], [`tls`], [`request_id`]: process plumbing
 //!   written once.
 //!
@@ -17,11 +19,13 @@
 pub mod auth;
 pub mod backoff;
 pub mod config;
+pub mod emf;
 pub mod http_util;
 pub mod logging;
 pub mod problem;
 pub mod redis;
 pub mod request_id;
+pub mod secrets;
 pub mod shutdown;
 pub mod snapshot;
 pub mod telemetry;

@@ -82,6 +82,11 @@ impl ApiError {
         }
     }
 
+    /// The problem type's short name (`rate-limited`, `validation`, …): the reason label of metrics.
+    pub fn slug(&self) -> &'static str {
+        self.slug_and_title().0
+    }
+
     fn slug_and_title(&self) -> (&'static str, &'static str) {
         match self {
             Self::Unauthorized(AuthError::KeysUnavailable) => {

@@ -33,8 +33,11 @@ pub struct DevConfig {
 /// Everything the SSE server needs.
 #[derive(Debug, Clone)]
 pub struct SseConfig {
-    /// `BIND_ADDR` (default `0.0.0.0:8080`).
+    /// `BIND_ADDR` (default `0.0.0.0:8080`): the public listener (stream, demo page, `/healthz`).
     pub bind_addr: SocketAddr,
+    /// `METRICS_ADDR` (default `0.0.0.0:9092`): the private listener serving `/metrics` only. Not routed by
+    /// the load balancer; must not share `BIND_ADDR`'s port.
+    pub metrics_addr: SocketAddr,
     pub redis: RedisConfig,
     pub auth: AuthConfig,
     /// `SSE_MAX_CONNECTIONS`: open streams per process (default 10,000); over it → `503`.
@@ -45,6 +48,17 @@ pub struct SseConfig {
     pub heartbeat: Duration,
     /// `SSE_RETRY_MS`: the `retry:` hint sent to browsers (default 2000).
     pub retry: Duration,
+    /// `SSE_MAX_STREAM_SECS`: the longest a stream lives (default 3600, 10..=86400); a stream also ends at
+    /// its token's `exp`, whichever comes first.
+    pub max_stream: Duration,
+    /// `SSE_PUBSUB_PING_SECS`: how often the Pub/Sub connection is pinged (default 5, 1..=60).
+    pub pubsub_ping: Duration,
+    /// `SSE_PUBSUB_PING_TIMEOUT_MS`: a pong later than this means the link is dead (default 3000,
+    /// 100..=60000).
+    pub pubsub_ping_timeout: Duration,
+    /// `SSE_UNHEALTHY_AFTER_SECS`: `/healthz` answers `503` once the process has been without a live
+    /// subscription this long (default 5, 1..=300).
+    pub unhealthy_after: Duration,
     pub cors: CorsOrigins,
     /// `Some` only when `DEV_MODE=true`.
     pub dev: Option<DevConfig>,
@@ -55,6 +69,13 @@ impl SseConfig {
     /// When a variable is missing, does not parse, or is out of range.
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         let bind_addr = env.parse_or("BIND_ADDR", SocketAddr::from(([0, 0, 0, 0], 8080)))?;
+        let metrics_addr = env.parse_or("METRICS_ADDR", SocketAddr::from(([0, 0, 0, 0], 9092)))?;
+        if metrics_addr.port() != 0 && metrics_addr.port() == bind_addr.port() {
+            return Err(ConfigError::new(
+                "METRICS_ADDR",
+                "must not use BIND_ADDR's port: /metrics is served on its own, unrouted listener",
+            ));
+        }
         let auth = AuthConfig::from_env(env)?;
         let dev = if env.flag("DEV_MODE", false)? {
             Some(dev_config(env, &auth)?)
@@ -63,6 +84,7 @@ impl SseConfig {
         };
         Ok(Self {
             bind_addr,
+            metrics_addr,
             redis: RedisConfig::from_env(env)?,
             max_connections: env.parse_in("SSE_MAX_CONNECTIONS", 10_000, 1..=1_000_000)?,
             max_connections_per_user: env.parse_in(
@@ -72,6 +94,22 @@ impl SseConfig {
             )?,
             heartbeat: Duration::from_secs(env.parse_in("SSE_HEARTBEAT_SECS", 15, 1..=300)?),
             retry: Duration::from_millis(env.parse_in("SSE_RETRY_MS", 2_000, 100..=60_000)?),
+            max_stream: Duration::from_secs(env.parse_in(
+                "SSE_MAX_STREAM_SECS",
+                3_600,
+                10..=86_400,
+            )?),
+            pubsub_ping: Duration::from_secs(env.parse_in("SSE_PUBSUB_PING_SECS", 5, 1..=60)?),
+            pubsub_ping_timeout: Duration::from_millis(env.parse_in(
+                "SSE_PUBSUB_PING_TIMEOUT_MS",
+                3_000,
+                100..=60_000,
+            )?),
+            unhealthy_after: Duration::from_secs(env.parse_in(
+                "SSE_UNHEALTHY_AFTER_SECS",
+                5,
+                1..=300,
+            )?),
             cors: cors_origins(env)?,
             auth,
             dev,
@@ -148,6 +186,11 @@ mod tests {
     fn defaults_match_the_contract() {
         let cfg = SseConfig::from_env(&env(&[])).unwrap();
         assert_eq!(cfg.heartbeat, Duration::from_secs(15));
+        assert_eq!(cfg.max_stream, Duration::from_secs(3_600));
+        assert_eq!(cfg.pubsub_ping, Duration::from_secs(5));
+        assert_eq!(cfg.pubsub_ping_timeout, Duration::from_secs(3));
+        assert_eq!(cfg.unhealthy_after, Duration::from_secs(5));
+        assert_eq!(cfg.metrics_addr, SocketAddr::from(([0, 0, 0, 0], 9092)));
         assert_eq!(cfg.max_connections, 10_000);
         assert_eq!(cfg.cors, CorsOrigins::Off);
         assert!(cfg.dev.is_none(), "dev mode must be off by default");
@@ -183,5 +226,41 @@ mod tests {
     fn heartbeat_is_bounded() {
         let err = SseConfig::from_env(&env(&[("SSE_HEARTBEAT_SECS", "0")])).unwrap_err();
         assert_eq!(err.var, "SSE_HEARTBEAT_SECS");
+    }
+
+    #[test]
+    fn stream_lifetime_and_liveness_settings_are_bounded() {
+        for (var, bad) in [
+            ("SSE_MAX_STREAM_SECS", "9"),
+            ("SSE_MAX_STREAM_SECS", "86401"),
+            ("SSE_MAX_STREAM_SECS", "1h"),
+            ("SSE_PUBSUB_PING_SECS", "0"),
+            ("SSE_PUBSUB_PING_TIMEOUT_MS", "99"),
+            ("SSE_UNHEALTHY_AFTER_SECS", "0"),
+            ("SSE_UNHEALTHY_AFTER_SECS", "301"),
+        ] {
+            let err = SseConfig::from_env(&env(&[(var, bad)])).unwrap_err();
+            assert_eq!(err.var, var, "{var}={bad}");
+        }
+        let cfg = SseConfig::from_env(&env(&[("SSE_MAX_STREAM_SECS", "10")])).unwrap();
+        assert_eq!(cfg.max_stream, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn metrics_listen_apart_from_the_public_port() {
+        let err = SseConfig::from_env(&env(&[
+            ("BIND_ADDR", "0.0.0.0:8080"),
+            ("METRICS_ADDR", "127.0.0.1:8080"),
+        ]))
+        .unwrap_err();
+        assert_eq!(err.var, "METRICS_ADDR");
+        let bad = SseConfig::from_env(&env(&[("METRICS_ADDR", "9092")])).unwrap_err();
+        assert_eq!(bad.var, "METRICS_ADDR");
+        let cfg = SseConfig::from_env(&env(&[
+            ("BIND_ADDR", "127.0.0.1:0"),
+            ("METRICS_ADDR", "127.0.0.1:0"),
+        ]))
+        .unwrap();
+        assert_eq!(cfg.metrics_addr.port(), 0, "port 0 (tests) may repeat");
     }
 }

@@ -1,14 +1,19 @@
 //! `GET /api/v1/scores/events`: authenticate (header, or `?access_token=` for `EventSource`), take a
-//! connection slot, then stream. Refusals are problem+json ([`Problem`]).
+//! connection slot, then stream until the token's `exp` or `SSE_MAX_STREAM_SECS`, whichever comes first.
+//! Refusals are problem+json ([`Problem`]).
+
+use std::time::SystemTime;
 
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, header};
-use axum::response::sse::{KeepAlive, Sse};
+use axum::response::sse::Sse;
 use axum::response::{IntoResponse, Response};
 use scoreboard_shared::auth::{AuthError, Principal};
 use scoreboard_shared::{http_util, request_id};
 use serde::Deserialize;
 
+use crate::last_event_id;
+use crate::lifetime::{Deadline, token_time_left};
 use crate::problem::{OrProblem, Problem};
 use crate::state::AppState;
 use crate::stream::{StreamStart, client_events};
@@ -31,7 +36,7 @@ pub async fn events(
     Query(query): Query<EventsQuery>,
 ) -> Result<Response, Problem> {
     let request_id = request_id::from_headers(&headers);
-    let principal = authenticate(&state, &headers, query.access_token.as_deref())
+    let (principal, token_left) = authenticate(&state, &headers, query.access_token.as_deref())
         .await
         .inspect_err(|_| telemetry::rejected("unauthorized"))
         .or_problem(&request_id)?;
@@ -39,21 +44,22 @@ pub async fn events(
         .limiter()
         .try_acquire(&principal.user_id)
         .or_problem(&request_id)?;
-    let last_event_id = headers
-        .get("last-event-id")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse().ok());
+    let deadline = Deadline::earliest(
+        tokio::time::Instant::now(),
+        token_left,
+        state.config().max_stream,
+    );
     let stream = client_events(StreamStart {
         frames: state.hub().subscribe(),
+        ticks: state.heartbeat().subscribe(),
         closing: state.closing(),
-        last_event_id,
+        deadline,
+        last_event_id: last_event_id::from_headers(&headers),
         retry: state.config().retry,
         guard,
     });
-    let keep_alive = KeepAlive::new()
-        .interval(state.config().heartbeat)
-        .text("heartbeat");
-    let mut response = Sse::new(stream).keep_alive(keep_alive).into_response();
+    // Heartbeats come from the shared tick (see `stream`), not from a keep-alive timer per response.
+    let mut response = Sse::new(stream).into_response();
     let out = response.headers_mut();
     out.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     // Tells nginx-style proxies not to buffer the stream.
@@ -64,15 +70,22 @@ pub async fn events(
     Ok(response)
 }
 
-/// The `Authorization` header wins when present; otherwise the query token.
+/// The `Authorization` header wins when present; otherwise the query token. Also returns how long the
+/// verified token has left before its `exp`.
 async fn authenticate(
     state: &AppState,
     headers: &HeaderMap,
     query_token: Option<&str>,
-) -> Result<Principal, AuthError> {
-    match (http_util::authorization(headers), query_token) {
-        (Some(header), _) => state.auth().authenticate_header(Some(header)).await,
-        (None, Some(token)) => state.auth().authenticate_token(token).await,
-        (None, None) => Err(AuthError::Missing),
-    }
+) -> Result<(Principal, Option<std::time::Duration>), AuthError> {
+    let (principal, token) = match (http_util::authorization(headers), query_token) {
+        (Some(header), _) => {
+            let principal = state.auth().authenticate_header(Some(header)).await?;
+            // Verified as `Bearer <token>`, so the token is what follows the scheme.
+            let token = header.trim().split_once(' ').map_or("", |(_, t)| t.trim());
+            (principal, token)
+        }
+        (None, Some(token)) => (state.auth().authenticate_token(token).await?, token),
+        (None, None) => return Err(AuthError::Missing),
+    };
+    Ok((principal, token_time_left(token, SystemTime::now())))
 }

@@ -5,7 +5,10 @@ pub mod config;
 mod demo;
 mod dev;
 mod events;
+mod heartbeat;
 mod hub;
+mod last_event_id;
+mod lifetime;
 mod limits;
 mod problem;
 mod pubsub;
@@ -15,5 +18,5 @@ mod stream;
 mod telemetry;
 
 pub use config::SseConfig;
-pub use server::{app, run};
+pub use server::{app, metrics_app, run, run_with_metrics};
 pub use state::AppState;

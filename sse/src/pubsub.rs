@@ -4,10 +4,16 @@
 //! is missed. When the subscription is lost, resubscribe with the shared capped, jittered exponential
 //! [`Backoff`] and re-read `{sb}:top`, so every client converges on the newest snapshot. The client comes
 //! from [`scoreboard_shared::redis::client`], so `rediss://` trusts `REDIS_CA_CERT_FILE` when it is set.
+//!
+//! Liveness: a half-open link (Redis frozen, a dead peer behind a NAT) delivers nothing and never closes.
+//! So the subscription connection is pinged every `SSE_PUBSUB_PING_SECS` (PING is allowed in subscribed
+//! mode); no pong within `SSE_PUBSUB_PING_TIMEOUT_MS` counts as a loss, from the moment the ping was
+//! sent, and takes the resubscribe path. The process's liveness (for `/healthz`) lives in [`AppState`].
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
+use futures::future::BoxFuture;
 use redis::AsyncCommands;
 use scoreboard_shared::backoff::Backoff;
 use scoreboard_shared::redis::keys;
@@ -44,12 +50,27 @@ pub async fn run(state: AppState) {
             metrics::counter!(telemetry::PUBSUB_RECONNECTS).increment(1);
         }
         attempt += 1;
-        match subscribe_and_follow(&state, &client, &mut closing, &mut backoff).await {
-            Ok(Ended::Closing) => return,
-            Ok(Ended::Lost) => tracing::warn!("Pub/Sub connection lost; resubscribing"),
-            Err(error) => tracing::warn!(error = %error, "Pub/Sub subscribe failed; retrying"),
-        }
-        state.set_subscribed(false);
+        let down_since =
+            match subscribe_and_follow(&state, &client, &mut closing, &mut backoff).await {
+                Ok(Ended::Closing) => return,
+                Ok(Ended::Lost) => {
+                    tracing::warn!("Pub/Sub connection lost; resubscribing");
+                    Instant::now()
+                }
+                Ok(Ended::Unresponsive { since }) => {
+                    metrics::counter!(telemetry::PUBSUB_PINGS_MISSED).increment(1);
+                    tracing::warn!(
+                        timeout_ms = state.config().pubsub_ping_timeout.as_millis(),
+                        "Pub/Sub connection answers no ping; resubscribing"
+                    );
+                    since
+                }
+                Err(error) => {
+                    tracing::warn!(error = %error, "Pub/Sub subscribe failed; retrying");
+                    Instant::now()
+                }
+            };
+        state.set_unsubscribed(down_since);
         let pause = backoff.next_delay();
         tokio::select! {
             () = closing.wait() => return,
@@ -60,7 +81,20 @@ pub async fn run(state: AppState) {
 
 enum Ended {
     Closing,
+    /// The connection closed.
     Lost,
+    /// A ping sent at `since` got no pong in time: the link is half-open.
+    Unresponsive {
+        since: Instant,
+    },
+}
+
+/// The outcome of one ping: `Ok` when the pong came in time.
+type Pong = BoxFuture<'static, Result<(), PingFailure>>;
+
+enum PingFailure {
+    TimedOut,
+    Failed(redis::RedisError),
 }
 
 async fn subscribe_and_follow(
@@ -70,17 +104,22 @@ async fn subscribe_and_follow(
     backoff: &mut Backoff,
 ) -> redis::RedisResult<Ended> {
     let timeout = state.config().redis.connect_timeout;
-    let mut pubsub = within(timeout, client.get_async_pubsub()).await?;
-    within(timeout, pubsub.subscribe(keys::EVENTS_CHANNEL)).await?;
+    let pubsub = within(timeout, client.get_async_pubsub()).await?;
+    let (mut sink, mut messages) = pubsub.split();
+    within(timeout, sink.subscribe(keys::EVENTS_CHANNEL)).await?;
     load_top(state, client).await?;
-    state.set_subscribed(true);
+    state.set_subscribed();
     backoff.reset();
     tracing::info!(
         channel = keys::EVENTS_CHANNEL,
         version = state.hub().current().version,
         "subscribed"
     );
-    let mut messages = pubsub.on_message();
+    let period = state.config().pubsub_ping;
+    let mut pings = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    pings.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // At most one ping in flight; messages keep flowing while it waits for its pong.
+    let mut in_flight: Option<(Instant, Pong)> = None;
     loop {
         tokio::select! {
             () = closing.wait() => return Ok(Ended::Closing),
@@ -90,8 +129,39 @@ async fn subscribe_and_follow(
                 }
                 None => return Ok(Ended::Lost),
             },
+            _ = pings.tick(), if in_flight.is_none() => {
+                let limit = state.config().pubsub_ping_timeout;
+                in_flight = Some((Instant::now(), ping(sink.clone(), limit)));
+            }
+            (sent, pong) = pong(&mut in_flight) => {
+                in_flight = None;
+                match pong {
+                    Ok(()) => {}
+                    Err(PingFailure::TimedOut) => return Ok(Ended::Unresponsive { since: sent }),
+                    Err(PingFailure::Failed(error)) => return Err(error),
+                }
+            }
         }
     }
+}
+
+/// Resolves with the send time and outcome of the ping in flight; never, while there is none.
+async fn pong(in_flight: &mut Option<(Instant, Pong)>) -> (Instant, Result<(), PingFailure>) {
+    match in_flight {
+        Some((sent, pong)) => (*sent, pong.as_mut().await),
+        None => std::future::pending().await,
+    }
+}
+
+/// One `PING` on the subscription connection, bounded by `limit`.
+fn ping(mut sink: redis::aio::PubSubSink, limit: Duration) -> Pong {
+    Box::pin(async move {
+        match tokio::time::timeout(limit, sink.ping::<redis::Value>()).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(error)) => Err(PingFailure::Failed(error)),
+            Err(_) => Err(PingFailure::TimedOut),
+        }
+    })
 }
 
 /// Reads `{sb}:top` once and offers it to the hub (absent means the board is still empty).

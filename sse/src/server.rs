@@ -1,10 +1,13 @@
-//! The router and the serve loop. `app` is what tests drive; `run` serves a bound listener, runs the Pub/Sub
-//! loop beside it, and on [`Shutdown`] ends every stream first so browsers reconnect elsewhere at once.
+//! The routers and the serve loop. `app` is the public router (stream, demo page, `/healthz`; `/metrics` is
+//! `404` there); `metrics_app` is the private one (`/metrics` only, for `METRICS_ADDR`, which the load
+//! balancer does not route). `run_with_metrics` serves both listeners, runs the Pub/Sub loop and the shared
+//! heartbeat beside them, and on [`Shutdown`] ends every stream first so browsers reconnect elsewhere at
+//! once; `run` is the same without the metrics listener.
 
 use axum::Json;
 use axum::Router;
 use axum::extract::State;
-use axum::http::{HeaderName, Method, header};
+use axum::http::{HeaderName, Method, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use scoreboard_shared::shutdown::Shutdown;
@@ -16,14 +19,13 @@ use tower_http::trace::TraceLayer;
 use crate::config::CorsOrigins;
 use crate::events::{EVENTS_PATH, events};
 use crate::state::AppState;
-use crate::{demo, dev, problem, pubsub, telemetry};
+use crate::{demo, dev, heartbeat, problem, pubsub, telemetry};
 
-/// Every route of the SSE container. Dev routes exist only in dev mode.
+/// Every public route of the SSE container. Dev routes exist only in dev mode; `/metrics` is not here.
 pub fn app(state: AppState) -> Router {
     let mut router = Router::new()
         .route(EVENTS_PATH, get(events))
         .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics))
         .route("/", get(demo::index))
         .route("/assets/app.js", get(demo::script))
         .route("/assets/app.css", get(demo::stylesheet))
@@ -42,6 +44,14 @@ pub fn app(state: AppState) -> Router {
         Some(cors) => router.layer(cors),
         None => router,
     }
+}
+
+/// The private router of `METRICS_ADDR`: `GET /metrics` (Prometheus text), `404` for anything else.
+pub fn metrics_app(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .fallback(problem::not_found)
+        .with_state(state)
 }
 
 fn cors_layer(origins: &CorsOrigins) -> Option<CorsLayer> {
@@ -64,13 +74,23 @@ fn cors_layer(origins: &CorsOrigins) -> Option<CorsLayer> {
     )
 }
 
+/// `200` while the process can serve live boards; `503` (same body, `"status":"unavailable"`) once it has
+/// been without a live Pub/Sub subscription for longer than `SSE_UNHEALTHY_AFTER_SECS`, so the load
+/// balancer routes around it until it resubscribes.
 async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
-    Json(json!({
-        "status": "ok",
+    let healthy = state.is_healthy();
+    let status = if healthy {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = Json(json!({
+        "status": if healthy { "ok" } else { "unavailable" },
         "subscribed": state.is_subscribed(),
         "version": state.hub().current().version,
         "connections": state.limiter().open(),
-    }))
+    }));
+    (status, [(header::CACHE_CONTROL, "no-store")], body)
 }
 
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
@@ -80,8 +100,8 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     )
 }
 
-/// Serves `listener` until `shutdown` is triggered, then closes every stream and the Pub/Sub loop and waits
-/// for connections to end.
+/// Serves the public `listener` until `shutdown` is triggered, then closes every stream and the Pub/Sub loop
+/// and waits for connections to end. `/metrics` is served nowhere: use [`run_with_metrics`] for that.
 ///
 /// Keep the [`ShutdownTrigger`](scoreboard_shared::shutdown::ShutdownTrigger) of `shutdown` alive while
 /// serving: a dropped trigger closes the signal, and `run` then shuts down at once.
@@ -93,14 +113,58 @@ pub async fn run(
     state: AppState,
     shutdown: Shutdown,
 ) -> std::io::Result<()> {
+    serve(listener, None, state, shutdown).await
+}
+
+/// [`run`], plus `/metrics` on `metrics_listener` (bound to `METRICS_ADDR`), which the load balancer does
+/// not route. Both stop on `shutdown`.
+///
+/// # Errors
+/// When either listener fails.
+pub async fn run_with_metrics(
+    listener: TcpListener,
+    metrics_listener: TcpListener,
+    state: AppState,
+    shutdown: Shutdown,
+) -> std::io::Result<()> {
+    serve(listener, Some(metrics_listener), state, shutdown).await
+}
+
+async fn serve(
+    listener: TcpListener,
+    metrics_listener: Option<TcpListener>,
+    state: AppState,
+    shutdown: Shutdown,
+) -> std::io::Result<()> {
     let subscriber = tokio::spawn(pubsub::run(state.clone()));
+    let ticker = tokio::spawn(heartbeat::run(
+        state.heartbeat().clone(),
+        state.config().heartbeat,
+        state.closing(),
+    ));
+    let metrics = metrics_listener.map(|metrics_listener| {
+        let router = metrics_app(state.clone());
+        let closing = state.closing();
+        tokio::spawn(async move {
+            axum::serve(metrics_listener, router)
+                .with_graceful_shutdown(closing.triggered())
+                .await
+        })
+    });
     let closer = state.clone();
-    let served = axum::serve(listener, app(state))
+    let served = axum::serve(listener, app(state.clone()))
         .with_graceful_shutdown(async move {
             shutdown.triggered().await;
             closer.close();
         })
         .await;
+    // However serving ended, everything beside it ends too (closing twice is harmless).
+    state.close();
     let _ = subscriber.await;
-    served
+    let _ = ticker.await;
+    let metrics_served = match metrics {
+        Some(task) => task.await.unwrap_or(Ok(())),
+        None => Ok(()),
+    };
+    served.and(metrics_served)
 }

@@ -1,5 +1,8 @@
 //! One client's event stream: a `retry:` hint, the current snapshot (unless `Last-Event-ID` says the client
-//! has it), then the newest snapshot each time the hub moves forward. Ends when the process starts closing.
+//! has it), then the newest snapshot each time the hub moves forward, and a `: heartbeat` comment on each
+//! shared heartbeat tick. Ends when the process starts closing, or at the stream's [`Deadline`] (token
+//! `exp` or `SSE_MAX_STREAM_SECS`) with a final comment saying why; the deadline is checked on each tick
+//! and before each event, so a stream ends at most one heartbeat interval late and holds no timer.
 //!
 //! The stream holds the client's [`ConnectionGuard`], so its slot is released whenever the stream is dropped.
 
@@ -12,22 +15,32 @@ use axum::response::sse::Event;
 use futures::Stream;
 use scoreboard_shared::shutdown::Shutdown;
 use tokio::sync::watch;
+use tokio::time::Instant;
 
 use crate::hub::Frame;
+use crate::lifetime::Deadline;
 use crate::limits::ConnectionGuard;
 use crate::telemetry;
 
 /// The SSE event name of a snapshot.
 pub const EVENT_NAME: &str = "leaderboard";
+/// The comment written on each heartbeat tick.
+pub const HEARTBEAT: &str = "heartbeat";
 /// Gaps wider than this are a cache rebuild moving the version forward (the worker may jump it), not
 /// versions a slow client missed, so they are not counted as skipped.
 const MAX_COUNTED_GAP: u64 = 10_000;
 
 struct ClientState {
     frames: watch::Receiver<Arc<Frame>>,
+    ticks: watch::Receiver<u64>,
+    /// False once the heartbeat is gone (its sender dropped), so a closed channel is not polled in a loop.
+    ticking: bool,
     closing: Shutdown,
+    deadline: Deadline,
     last_sent: u64,
     pending: VecDeque<Event>,
+    /// Set once the final comment is queued: the stream ends when `pending` is drained.
+    finished: bool,
     _guard: ConnectionGuard,
 }
 
@@ -35,8 +48,12 @@ struct ClientState {
 #[derive(Debug)]
 pub struct StreamStart {
     pub frames: watch::Receiver<Arc<Frame>>,
+    /// The shared heartbeat tick ([`crate::heartbeat::Heartbeat::subscribe`]).
+    pub ticks: watch::Receiver<u64>,
     pub closing: Shutdown,
-    /// The client's `Last-Event-ID`, when it sent a number.
+    /// When the stream ends and why.
+    pub deadline: Deadline,
+    /// The client's `Last-Event-ID`, when it sent a canonical number.
     pub last_event_id: Option<u64>,
     pub retry: Duration,
     pub guard: ConnectionGuard,
@@ -46,7 +63,9 @@ pub struct StreamStart {
 pub fn client_events(start: StreamStart) -> impl Stream<Item = Result<Event, Infallible>> {
     let StreamStart {
         mut frames,
+        ticks,
         closing,
+        deadline,
         last_event_id,
         retry,
         guard,
@@ -56,39 +75,82 @@ pub fn client_events(start: StreamStart) -> impl Stream<Item = Result<Event, Inf
     if last_event_id != Some(current.version) {
         pending.push_back(frame_event(&current));
     }
-    let state = ClientState {
+    let mut state = ClientState {
         frames,
+        ticks,
+        ticking: true,
         closing,
+        deadline,
         last_sent: current.version,
         pending,
+        finished: false,
         _guard: guard,
     };
+    // A token accepted only thanks to the clock-skew leeway has already expired: say so after the snapshot.
+    if let Some(last) = state.end_if_due() {
+        state.pending.push_back(last);
+    }
     futures::stream::unfold(state, next_event)
+}
+
+enum Wake {
+    Frame,
+    Tick,
+    TicksGone,
+}
+
+impl ClientState {
+    /// The final comment, once, when the deadline has passed.
+    fn end_if_due(&mut self) -> Option<Event> {
+        if self.finished || !self.deadline.has_passed(Instant::now()) {
+            return None;
+        }
+        self.finished = true;
+        let reason = self.deadline.reason;
+        telemetry::stream_closed(reason.label());
+        Some(Event::default().comment(reason.comment()))
+    }
 }
 
 async fn next_event(mut s: ClientState) -> Option<(Result<Event, Infallible>, ClientState)> {
     if let Some(event) = s.pending.pop_front() {
         return Some((Ok(event), s));
     }
+    if s.finished {
+        return None;
+    }
     loop {
-        let changed = tokio::select! {
+        let wake = tokio::select! {
             biased;
-            () = s.closing.wait() => false,
-            changed = s.frames.changed() => changed.is_ok(),
+            () = s.closing.wait() => return None,
+            changed = s.frames.changed() => match changed {
+                Ok(()) => Wake::Frame,
+                Err(_) => return None,
+            },
+            changed = s.ticks.changed(), if s.ticking => match changed {
+                Ok(()) => Wake::Tick,
+                Err(_) => Wake::TicksGone,
+            },
         };
-        if !changed {
-            return None;
+        if let Some(last) = s.end_if_due() {
+            return Some((Ok(last), s));
         }
-        let frame = s.frames.borrow_and_update().clone();
-        if frame.version <= s.last_sent {
-            continue;
+        match wake {
+            Wake::TicksGone => s.ticking = false,
+            Wake::Tick => return Some((Ok(Event::default().comment(HEARTBEAT)), s)),
+            Wake::Frame => {
+                let frame = s.frames.borrow_and_update().clone();
+                if frame.version <= s.last_sent {
+                    continue;
+                }
+                let skipped = frame.version - s.last_sent - 1;
+                if skipped > 0 && skipped <= MAX_COUNTED_GAP && s.last_sent > 0 {
+                    metrics::counter!(telemetry::VERSIONS_SKIPPED).increment(skipped);
+                }
+                s.last_sent = frame.version;
+                return Some((Ok(frame_event(&frame)), s));
+            }
         }
-        let skipped = frame.version - s.last_sent - 1;
-        if skipped > 0 && skipped <= MAX_COUNTED_GAP && s.last_sent > 0 {
-            metrics::counter!(telemetry::VERSIONS_SKIPPED).increment(skipped);
-        }
-        s.last_sent = frame.version;
-        return Some((Ok(frame_event(&frame)), s));
     }
 }
 
@@ -106,23 +168,60 @@ mod tests {
     use scoreboard_shared::snapshot::Snapshot;
 
     use super::*;
+    use crate::heartbeat::Heartbeat;
     use crate::hub::Hub;
+    use crate::lifetime::EndReason;
     use crate::limits::ConnectionLimiter;
 
-    fn start(hub: &Hub, closing: &Shutdown, last: Option<u64>) -> StreamStart {
+    const HOUR: Duration = Duration::from_secs(3_600);
+    const LIMIT: Duration = Duration::from_secs(5);
+
+    fn start_with(
+        hub: &Hub,
+        heartbeat: &Heartbeat,
+        closing: &Shutdown,
+        last: Option<u64>,
+        deadline: Deadline,
+    ) -> StreamStart {
         StreamStart {
             frames: hub.subscribe(),
+            ticks: heartbeat.subscribe(),
             closing: closing.clone(),
+            deadline,
             last_event_id: last,
             retry: Duration::from_secs(2),
             guard: ConnectionLimiter::new(10, 10).try_acquire("u").unwrap(),
         }
     }
 
+    fn start(hub: &Hub, closing: &Shutdown, last: Option<u64>) -> StreamStart {
+        let far = Deadline::earliest(Instant::now(), None, HOUR);
+        start_with(hub, &Heartbeat::new(), closing, last, far)
+    }
+
     fn snap(version: u64) -> Snapshot {
         Snapshot {
             version,
             ..Snapshot::empty()
+        }
+    }
+
+    /// An event's debug text holds its wire bytes (`: heartbeat\n`, `event: leaderboard\n`, …).
+    async fn next_text(
+        events: &mut (impl Stream<Item = Result<Event, Infallible>> + Unpin),
+    ) -> String {
+        let event = tokio::time::timeout(LIMIT, events.next())
+            .await
+            .expect("an event within the bound")
+            .expect("the stream is still open")
+            .unwrap();
+        format!("{event:?}")
+    }
+
+    fn due_now(reason: EndReason) -> Deadline {
+        Deadline {
+            at: Instant::now(),
+            reason,
         }
     }
 
@@ -152,5 +251,113 @@ mod tests {
         let _retry = events.next().await.unwrap();
         let next = tokio::time::timeout(Duration::from_millis(50), events.next()).await;
         assert!(next.is_err(), "no duplicate snapshot");
+    }
+
+    #[tokio::test]
+    async fn each_shared_tick_writes_a_heartbeat_comment() {
+        let hub = Hub::new();
+        let heartbeat = Heartbeat::new();
+        let (_close, closing) = Shutdown::new();
+        let far = Deadline::earliest(Instant::now(), None, HOUR);
+        let mut events = Box::pin(client_events(start_with(
+            &hub, &heartbeat, &closing, None, far,
+        )));
+        assert!(next_text(&mut events).await.contains("retry"));
+        assert!(next_text(&mut events).await.contains(EVENT_NAME));
+        for _ in 0..2 {
+            heartbeat.beat();
+            assert!(next_text(&mut events).await.contains(": heartbeat"));
+        }
+    }
+
+    #[tokio::test]
+    async fn a_passed_deadline_ends_the_stream_on_the_next_tick_with_its_reason() {
+        for reason in [EndReason::TokenExpired, EndReason::LifetimeReached] {
+            let hub = Hub::new();
+            let heartbeat = Heartbeat::new();
+            let (_close, closing) = Shutdown::new();
+            // Due in 50 ms: nothing happens until a tick (or an event) comes after it.
+            let deadline = Deadline {
+                at: Instant::now() + Duration::from_millis(50),
+                reason,
+            };
+            let mut events = Box::pin(client_events(start_with(
+                &hub, &heartbeat, &closing, None, deadline,
+            )));
+            assert!(next_text(&mut events).await.contains("retry"));
+            assert!(next_text(&mut events).await.contains(EVENT_NAME));
+            tokio::time::sleep_until(deadline.at).await;
+            heartbeat.beat();
+            let last = next_text(&mut events).await;
+            assert!(last.contains(&format!(": {}", reason.comment())), "{last}");
+            let end = tokio::time::timeout(LIMIT, events.next()).await.unwrap();
+            assert!(end.is_none(), "the body ends after the comment");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_passed_deadline_is_checked_before_sending_an_event() {
+        let hub = Hub::new();
+        let (_close, closing) = Shutdown::new();
+        let mut events = Box::pin(client_events(start_with(
+            &hub,
+            &Heartbeat::new(),
+            &closing,
+            Some(0),
+            Deadline {
+                at: Instant::now() + Duration::from_millis(20),
+                reason: EndReason::TokenExpired,
+            },
+        )));
+        assert!(next_text(&mut events).await.contains("retry"));
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        hub.offer(&snap(9));
+        let last = next_text(&mut events).await;
+        assert!(last.contains(": token expired"), "not the snapshot: {last}");
+        assert!(events.next().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_token_already_expired_at_connect_gets_the_board_then_the_comment() {
+        let hub = Hub::new();
+        hub.offer(&snap(3));
+        let (_close, closing) = Shutdown::new();
+        let mut events = Box::pin(client_events(start_with(
+            &hub,
+            &Heartbeat::new(),
+            &closing,
+            None,
+            due_now(EndReason::TokenExpired),
+        )));
+        assert!(next_text(&mut events).await.contains("retry"));
+        assert!(next_text(&mut events).await.contains(EVENT_NAME));
+        assert!(next_text(&mut events).await.contains(": token expired"));
+        assert!(events.next().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_stopped_heartbeat_does_not_stop_the_snapshots() {
+        let hub = Hub::new();
+        let heartbeat = Heartbeat::new();
+        let (_close, closing) = Shutdown::new();
+        let far = Deadline::earliest(Instant::now(), None, HOUR);
+        let mut events = Box::pin(client_events(start_with(
+            &hub,
+            &heartbeat,
+            &closing,
+            Some(0),
+            far,
+        )));
+        assert!(next_text(&mut events).await.contains("retry"));
+        drop(heartbeat);
+        let offer = {
+            let hub = hub.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                hub.offer(&snap(1));
+            })
+        };
+        assert!(next_text(&mut events).await.contains("id: 1"));
+        offer.await.unwrap();
     }
 }

@@ -17,6 +17,13 @@ pub const VERSIONS_SKIPPED: &str = "sse_versions_skipped_total";
 pub const PUBSUB_RECONNECTS: &str = "sse_pubsub_reconnects_total";
 /// The snapshot version this process holds.
 pub const SNAPSHOT_VERSION: &str = "sse_snapshot_version";
+/// Streams the server ended on purpose, by `reason` (`token_expired`, `max_lifetime`).
+pub const STREAMS_CLOSED: &str = "sse_streams_closed_total";
+/// 1 while the Pub/Sub subscription is live, 0 otherwise.
+pub const PUBSUB_SUBSCRIBED: &str = "sse_pubsub_subscribed";
+/// Pings on the Pub/Sub connection that got no pong in time (a half-open link), each followed by a
+/// resubscription.
+pub const PUBSUB_PINGS_MISSED: &str = "sse_pubsub_pings_missed_total";
 
 /// The process-wide Prometheus handle, with this process's metrics described.
 pub fn prometheus() -> PrometheusHandle {
@@ -33,10 +40,30 @@ fn describe() {
     metrics::describe_counter!(VERSIONS_SKIPPED, "versions clients skipped (slow or late)");
     metrics::describe_counter!(PUBSUB_RECONNECTS, "Pub/Sub resubscriptions after a loss");
     metrics::describe_gauge!(SNAPSHOT_VERSION, "snapshot version held by this process");
+    metrics::describe_counter!(
+        STREAMS_CLOSED,
+        "SSE streams ended by the server at token expiry or the lifetime cap, by reason"
+    );
+    metrics::describe_gauge!(
+        PUBSUB_SUBSCRIBED,
+        "1 while the Pub/Sub subscription is live (answering pings), else 0"
+    );
+    metrics::describe_counter!(
+        PUBSUB_PINGS_MISSED,
+        "Pub/Sub pings without a pong in time (half-open link), each followed by a resubscription"
+    );
 }
 
 pub fn snapshot_version(version: u64) {
     metrics::gauge!(SNAPSHOT_VERSION).set(version as f64);
+}
+
+pub fn stream_closed(reason: &'static str) {
+    metrics::counter!(STREAMS_CLOSED, "reason" => reason).increment(1);
+}
+
+pub fn pubsub_subscribed(up: bool) {
+    metrics::gauge!(PUBSUB_SUBSCRIBED).set(if up { 1.0 } else { 0.0 });
 }
 
 pub fn rejected(reason: &'static str) {

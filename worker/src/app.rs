@@ -1,5 +1,8 @@
-//! Wiring for the binary: configuration from the environment (cross-checked), the store connection, the
-//! HTTP port, the guarded start-up rebuild, the loop until SIGTERM/Ctrl-C, and the `rebuild` subcommand.
+//! Wiring for the binary: configuration from the environment (cross-checked), the store connection and
+//! its start-up check (fail fast: a store that refuses stops the binary at once, an unreachable one after
+//! `STORE_CONNECT_TIMEOUT_SECS`, both with a message naming the variable to fix), the HTTP port, the
+//! guarded start-up rebuild, the loop until SIGTERM/Ctrl-C or a store error that retrying cannot fix,
+//! and the `rebuild` subcommand.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -11,13 +14,10 @@ use scoreboard_shared::config::RedisConfig;
 use scoreboard_shared::shutdown::Shutdown;
 
 use crate::config::{Env, StoreConfig, WorkerConfig};
-use crate::store::{self, ScoreStore};
+use crate::store::{self, ScoreStore, StoreError};
 
 use crate::rebuild as cache;
 use crate::{http, worker::Worker};
-
-/// How long start-up waits for the store before giving up (the orchestrator restarts us).
-const STORE_CONNECT_DEADLINE: Duration = Duration::from_secs(60);
 
 /// Everything built from the environment.
 #[derive(Debug)]
@@ -100,24 +100,42 @@ pub async fn rebuild(
     Ok(())
 }
 
-/// Connects to the configured store, retrying with backoff for up to a minute.
+/// Connects to the configured store and checks that it is usable ([`store::connect`]): an unreachable
+/// store is retried with backoff until `timeout` (`STORE_CONNECT_TIMEOUT_SECS`) has passed, each attempt
+/// bounded by the time left; a store that refuses (not transient) fails at once.
 ///
 /// # Errors
-/// A configuration error at once, or the last connection error after the deadline.
-pub async fn connect_store(config: &StoreConfig) -> anyhow::Result<Arc<dyn ScoreStore>> {
-    let deadline = Instant::now() + STORE_CONNECT_DEADLINE;
+/// The refusal, or after `timeout` the last transient error, each naming the variable to fix.
+pub async fn connect_store(
+    config: &StoreConfig,
+    timeout: Duration,
+) -> anyhow::Result<Arc<dyn ScoreStore>> {
+    let deadline = Instant::now() + timeout;
     let mut backoff = Backoff::default();
+    let mut last: Option<StoreError> = None;
     loop {
-        match store::connect(config).await {
-            Ok(store) => return Ok(store),
-            Err(e) if Instant::now() >= deadline => {
-                return Err(e).context("connecting to the store");
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, store::connect(config)).await {
+            Ok(Ok(store)) => return Ok(store),
+            Ok(Err(error)) if !error.is_transient() => {
+                return Err(error).context("the store is not usable");
             }
-            Err(e) => {
-                tracing::warn!(error = %e, "store not reachable yet");
-                tokio::time::sleep(backoff.next_delay()).await;
+            Ok(Err(error)) => {
+                tracing::warn!(error = %error, "store not reachable yet");
+                last = Some(error);
             }
+            Err(_elapsed) => {}
         }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            let var = config.address_var();
+            let cause = last.map_or_else(|| "still connecting".to_owned(), |e| e.to_string());
+            anyhow::bail!(
+                "{var}: the store did not answer within {}s (STORE_CONNECT_TIMEOUT_SECS): {cause}",
+                timeout.as_secs()
+            );
+        }
+        tokio::time::sleep(backoff.next_delay().min(left)).await;
     }
 }
 
@@ -125,7 +143,8 @@ pub async fn connect_store(config: &StoreConfig) -> anyhow::Result<Arc<dyn Score
 /// SIGTERM / Ctrl-C.
 ///
 /// # Errors
-/// When the HTTP port cannot be bound.
+/// When the HTTP port cannot be bound, or the worker stopped on a store error that retrying cannot fix
+/// (its batch left pending; the caller exits non-zero so the orchestrator restarts it and alerts).
 pub async fn run(
     settings: Settings,
     mut redis: ConnectionManager,
@@ -170,7 +189,13 @@ pub async fn run(
             }
         }
     };
-    worker.run(shutdown).await;
+    if let Err(error) = worker.run(shutdown).await {
+        server.abort();
+        return Err(error).context(
+            "the worker stopped on a store error that retrying cannot fix; the batch in hand is left \
+             pending (nothing acked) for the next worker",
+        );
+    }
     let _ = server.await;
     Ok(())
 }

@@ -3,7 +3,8 @@
 //!
 //! `/healthz` answers 200 while the process runs even when a dependency is down: the worker already retries
 //! outages in-process without acking, and an orchestrator restarting it instead would abandon the batch in
-//! hand and push its delivery count toward `MAX_DELIVERIES`, sending valid events to the DLQ.
+//! hand and push its delivery count toward `MAX_DELIVERIES`, sending valid events to the DLQ. A store
+//! error that retrying cannot fix is the exception: the worker exits non-zero by itself (see `worker.rs`).
 
 use std::sync::Arc;
 

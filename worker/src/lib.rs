@@ -1,7 +1,8 @@
 //! The stream worker: drains `{sb}:updates` in batches into the score store (one bulk call per batch)
 //! and mirrors totals into Redis (one commit script per batch), exactly once in effect per event.
 //!
-//! - [`app`]: wiring for the binary (config, store connection, HTTP port, the loop until shutdown).
+//! - [`app`]: wiring for the binary (config, the store connection and its start-up check, HTTP port, the
+//!   loop until shutdown or a store error that retrying cannot fix).
 //! - [`worker`]: the drain loop, one [`Worker::step`] per batch: fetch, write the store, commit.
 //! - [`stream`]: consumer-group reads, reclaims and trims of the update stream.
 //! - [`batch`]: coalescing a batch's events per user.

@@ -3,6 +3,17 @@
 //! [`Worker::commit`] (one Redis script call that also acks), and [`Worker::step`] doing all three
 //! with retries. Nothing is acked before the store has it, so a crash anywhere only causes a
 //! re-delivery, which the store and `ZADD GT` absorb (exactly-once effect).
+//!
+//! Run-time error policy: only errors known to be transient are retried without bound — Redis
+//! failures and [`StoreError::Unavailable`] (unreachable, timeouts, throttling, 5xx, failover), with
+//! capped, jittered backoff. A store error that retrying cannot fix ([`StoreError::Unexpected`]: the
+//! table deleted, access or authentication revoked, an invalid request, data this code cannot read)
+//! ends the step at once with the batch left pending — nothing acked, nothing lost — and
+//! [`Worker::run`] returns it, so the binary exits non-zero: the orchestrator restarts the worker and
+//! alerts, and the restarted worker's start-up check names the setting to fix (or, if the cause is
+//! gone, reclaims the batch after `CLAIM_IDLE_MS`). Each such reclaim counts a delivery, so a refusal
+//! that survives `MAX_DELIVERIES` restarts sends the batch to the DLQ with its fields, to replay once
+//! the store is fixed.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -232,12 +243,13 @@ impl Worker {
         Ok(outcome)
     }
 
-    /// Fetches, writes and commits one batch; store and commit are retried (capped backoff with jitter)
-    /// until they succeed. After `shutdown`, an outage is given [`SHUTDOWN_GRACE`] before the batch is
-    /// abandoned (left pending).
+    /// Fetches, writes and commits one batch; transient store and commit failures are retried (capped
+    /// backoff with jitter) until they succeed. After `shutdown`, an outage is given [`SHUTDOWN_GRACE`]
+    /// before the batch is abandoned (left pending).
     ///
     /// # Errors
-    /// A fetch failure (nothing was taken) or [`WorkerError::Abandoned`].
+    /// A fetch failure (nothing was taken), [`WorkerError::Abandoned`], or a store error that is not
+    /// transient (the batch is left pending, nothing acked).
     pub async fn step(&mut self, shutdown: &Shutdown) -> Result<StepOutcome, WorkerError> {
         self.maintain().await;
         let batch = self.fetch().await?;
@@ -279,14 +291,25 @@ impl Worker {
         })
     }
 
-    /// Steps until shutdown; a failed step (Redis down) is retried with backoff.
-    pub async fn run(mut self, mut shutdown: Shutdown) {
+    /// Steps until shutdown; a step failed by a transient error (Redis down) is retried with backoff.
+    ///
+    /// # Errors
+    /// The first error that is not transient (a store refusal, see the module docs); the batch in hand
+    /// is left pending and the caller should exit non-zero.
+    pub async fn run(mut self, mut shutdown: Shutdown) -> Result<(), WorkerError> {
         let mut backoff = Backoff::default();
         tracing::info!(consumer = %self.config.consumer, "worker started");
         while !shutdown.is_triggered() {
             match self.step(&shutdown).await {
                 Ok(_) => backoff.reset(),
                 Err(WorkerError::Abandoned) => break,
+                Err(error) if !error.is_transient() => {
+                    tracing::error!(
+                        error = %error,
+                        "worker stopping: a store error that retrying cannot fix; the batch stays pending"
+                    );
+                    return Err(error);
+                }
                 Err(error) => {
                     metrics::retry("fetch");
                     let delay = backoff.next_delay();
@@ -299,6 +322,7 @@ impl Worker {
             }
         }
         tracing::info!("worker stopped");
+        Ok(())
     }
 
     /// Trims acked entries and refreshes the pending gauge, at most every [`MAINTENANCE_EVERY`].
@@ -327,21 +351,25 @@ impl Worker {
     }
 }
 
+/// Runs `attempt` until it succeeds, retrying transient errors ([`WorkerError::is_transient`]) with
+/// backoff; returns a non-transient error at once, and [`WorkerError::Abandoned`] once a shutdown has
+/// waited [`SHUTDOWN_GRACE`].
 async fn retrying<T, E, F, Fut>(
     stage: &'static str,
     shutdown: &Shutdown,
     mut attempt: F,
 ) -> Result<T, WorkerError>
 where
-    E: std::fmt::Display,
+    E: Into<WorkerError>,
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, E>>,
 {
     let mut backoff = Backoff::default();
     let mut shutdown_since: Option<Instant> = None;
     loop {
-        match attempt().await {
+        match attempt().await.map_err(Into::into) {
             Ok(value) => return Ok(value),
+            Err(error) if !error.is_transient() => return Err(error),
             Err(error) => {
                 metrics::retry(stage);
                 if shutdown.is_triggered() {

@@ -3,14 +3,20 @@
 //! until Ctrl-C / SIGTERM (or until a component exits) and stops everything it started.
 //!
 //! Ports: `DEV_REDIS_PORT` (6379), `DEV_MONGO_PORT` (27017), `DEV_LAMBDA_PORT` (9000), `DEV_SSE_PORT`
-//! (8080), `DEV_WORKER_PORT` (9091).
+//! (8080), `DEV_SSE_METRICS_PORT` (9092), `DEV_WORKER_PORT` (9091).
+//!
+//! `DEV_OBSERVABILITY=1` also starts `prometheus-redis-exporter` (`DEV_REDIS_EXPORTER_PORT`, 9121) and
+//! Prometheus (`DEV_PROMETHEUS_PORT`, 9090) on loopback, scraping the worker, the SSE metrics listener and
+//! the exporter with `ops/prometheus/alerts.yml` loaded (config and data under `.dev/prometheus/`); see
+//! docs/operations.md.
 
 use std::io::Read;
 use std::net::TcpStream;
 use std::path::Path;
+use std::process::Command;
 use std::time::Duration;
 
-use scoreboard_e2e::{Ports, Stack, StackOptions, workspace_root};
+use scoreboard_e2e::{Ports, Proc, Stack, StackOptions, workspace_root};
 
 fn port(var: &str, default: u16) -> u16 {
     match std::env::var(var) {
@@ -63,6 +69,7 @@ async fn main() {
         functions: Some(port("DEV_LAMBDA_PORT", 9000)),
         worker: Some(port("DEV_WORKER_PORT", 9091)),
         sse: Some(port("DEV_SSE_PORT", 8080)),
+        sse_metrics: Some(port("DEV_SSE_METRICS_PORT", 9092)),
     };
     for port in [
         ports.redis,
@@ -79,6 +86,10 @@ async fn main() {
                 "port {port} is in use (another `make dev`?); stop it or set DEV_*_PORT"
             ));
         }
+    }
+    let observability = ObservabilityPorts::from_env();
+    if let Some(obs) = &observability {
+        obs.check_free();
     }
     let dev_dir = workspace_root().join(".dev");
     std::fs::create_dir_all(&dev_dir)
@@ -98,8 +109,13 @@ async fn main() {
     };
     eprintln!("dev: building and starting the stack (the first run compiles for a few minutes)…");
     let mut stack = Stack::start(options).await;
+    let mut observability =
+        observability.map(|ports| Observability::start(&stack, &dev_dir, ports));
     let token = stack.dev_token("Ada").await;
     print_banner(&stack, &token);
+    if let Some(obs) = &observability {
+        obs.print_banner();
+    }
 
     let exited = tokio::select! {
         () = scoreboard_shared::shutdown::signal() => None,
@@ -108,11 +124,15 @@ async fn main() {
                 if let Some(exited) = stack.exited() {
                     return exited;
                 }
+                if let Some(exited) = observability.as_mut().and_then(Observability::exited) {
+                    return exited;
+                }
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
         } => Some(exited),
     };
     eprintln!("dev: stopping…");
+    drop(observability);
     drop(stack);
     match exited {
         None => eprintln!("dev: stopped"),
@@ -130,7 +150,7 @@ fn print_banner(stack: &Stack, token: &str) {
   │ Update function  POST {update}
   │ Leaderboard fn   GET  {leaderboard}
   │ SSE stream       GET  {events}
-  │ Metrics          {sse}/metrics   {worker}/metrics
+  │ Metrics          {sse_metrics}/metrics   {worker}/metrics
   │ Logs             {logs}/
   └──────────────────────────────────────────────────────────────────────────────
 
@@ -149,6 +169,149 @@ fn print_banner(stack: &Stack, token: &str) {
 "#,
         events = stack.events_url(),
         worker = stack.worker_base,
+        sse_metrics = stack.sse_metrics_base,
         logs = stack.dir().display(),
     );
+}
+
+/// `DEV_OBSERVABILITY=1`: the ports of the local Prometheus and redis_exporter.
+#[derive(Debug, Clone, Copy)]
+struct ObservabilityPorts {
+    prometheus: u16,
+    redis_exporter: u16,
+}
+
+impl ObservabilityPorts {
+    fn from_env() -> Option<Self> {
+        match std::env::var("DEV_OBSERVABILITY").as_deref() {
+            Ok("1" | "true") => Some(Self {
+                prometheus: port("DEV_PROMETHEUS_PORT", 9090),
+                redis_exporter: port("DEV_REDIS_EXPORTER_PORT", 9121),
+            }),
+            Ok("" | "0" | "false") | Err(_) => None,
+            Ok(other) => fail(&format!("DEV_OBSERVABILITY={other:?}: use 1 or 0")),
+        }
+    }
+
+    fn check_free(&self) {
+        for (binary, package) in [
+            (PROMETHEUS, "prometheus"),
+            (REDIS_EXPORTER, "prometheus-redis-exporter"),
+        ] {
+            if !Path::new(binary).exists() {
+                fail(&format!(
+                    "{binary} not found; run `make setup` (Debian package {package})"
+                ));
+            }
+        }
+        for port in [self.prometheus, self.redis_exporter] {
+            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                fail(&format!(
+                    "port {port} is in use (another Prometheus? the Debian service?); stop it or set \
+                     DEV_PROMETHEUS_PORT / DEV_REDIS_EXPORTER_PORT"
+                ));
+            }
+        }
+    }
+}
+
+const PROMETHEUS: &str = "/usr/bin/prometheus";
+const REDIS_EXPORTER: &str = "/usr/bin/prometheus-redis-exporter";
+
+/// Prometheus and redis_exporter beside the stack; stopped (like the stack's processes) when dropped.
+#[derive(Debug)]
+struct Observability {
+    url: String,
+    // Dropped in reverse start order: Prometheus, then the exporter.
+    prometheus: Proc,
+    redis_exporter: Proc,
+}
+
+impl Observability {
+    fn start(stack: &Stack, dev_dir: &Path, ports: ObservabilityPorts) -> Self {
+        let dir = dev_dir.join("prometheus");
+        std::fs::create_dir_all(dir.join("data"))
+            .unwrap_or_else(|e| fail(&format!("cannot create {}: {e}", dir.display())));
+        eprintln!("dev: starting prometheus-redis-exporter and Prometheus (DEV_OBSERVABILITY=1)");
+
+        let mut exporter_cmd = Command::new(REDIS_EXPORTER);
+        exporter_cmd
+            .arg(format!("--redis.addr={}", stack.redis_url))
+            .arg(format!(
+                "--web.listen-address=127.0.0.1:{}",
+                ports.redis_exporter
+            ));
+        let mut redis_exporter = Proc::spawn(
+            "prometheus-redis-exporter",
+            exporter_cmd,
+            &dev_dir.join("redis-exporter.log"),
+        );
+        redis_exporter.wait_port(ports.redis_exporter, Duration::from_secs(20));
+
+        let rules = workspace_root().join("ops/prometheus/alerts.yml");
+        let host = |base: &str| base.trim_start_matches("http://").to_owned();
+        let config = format!(
+            "# Written by `DEV_OBSERVABILITY=1 make dev` (e2e/src/bin/scoreboard-dev.rs) at each start.
+global:
+  scrape_interval: 5s
+  evaluation_interval: 5s
+rule_files:
+  - {rules}
+scrape_configs:
+  - job_name: scoreboard-worker
+    static_configs: [{{ targets: ['{worker}'] }}]
+  - job_name: scoreboard-sse
+    static_configs: [{{ targets: ['{sse}'] }}]
+  - job_name: redis-exporter
+    static_configs: [{{ targets: ['127.0.0.1:{exporter}'] }}]
+",
+            rules = rules.display(),
+            worker = host(&stack.worker_base),
+            sse = host(&stack.sse_metrics_base),
+            exporter = ports.redis_exporter,
+        );
+        let config_path = dir.join("prometheus.yml");
+        std::fs::write(&config_path, config)
+            .unwrap_or_else(|e| fail(&format!("cannot write {}: {e}", config_path.display())));
+
+        let mut prometheus_cmd = Command::new(PROMETHEUS);
+        prometheus_cmd
+            .arg(format!("--config.file={}", config_path.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("data").display()
+            ))
+            .arg("--storage.tsdb.retention.time=2d")
+            .arg(format!(
+                "--web.listen-address=127.0.0.1:{}",
+                ports.prometheus
+            ));
+        let mut prometheus = Proc::spawn(
+            "prometheus",
+            prometheus_cmd,
+            &dev_dir.join("prometheus.log"),
+        );
+        prometheus.wait_port(ports.prometheus, Duration::from_secs(30));
+        Self {
+            url: format!("http://127.0.0.1:{}", ports.prometheus),
+            prometheus,
+            redis_exporter,
+        }
+    }
+
+    fn print_banner(&self) {
+        let url = &self.url;
+        println!(
+            "  Prometheus       {url}/   (alerts {url}/alerts, rules from ops/prometheus/alerts.yml)\n  \
+             Check            curl -s {url}/api/v1/alerts\n"
+        );
+    }
+
+    fn exited(&mut self) -> Option<String> {
+        [&mut self.prometheus, &mut self.redis_exporter]
+            .into_iter()
+            .find_map(|proc| {
+                (!proc.is_running()).then(|| format!("{proc:?} exited; log:\n{}", proc.log_tail()))
+            })
+    }
 }

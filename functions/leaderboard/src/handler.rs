@@ -6,6 +6,7 @@ use redis::aio::ConnectionManager;
 
 use scoreboard_shared::auth::Authenticator;
 use scoreboard_shared::config::{ConfigError, Env, LeaderboardConfig};
+use scoreboard_shared::emf::{self, Outcome};
 use scoreboard_shared::http_util::{
     authorization, function_clients, json_response, problem_response,
 };
@@ -45,8 +46,14 @@ impl LeaderboardService {
     pub async fn handle(&self, request: Request) -> Response<Body> {
         let request_id = request_id::from_headers(request.headers());
         match self.answer(&request, &request_id).await {
-            Ok(response) => response,
-            Err(error) => problem_response(&error, &request_id).map(Body::Text),
+            Ok(response) => {
+                emf::emit("leaderboard", Outcome::SERVED);
+                response
+            }
+            Err(error) => {
+                emf::emit("leaderboard", Outcome(error.slug()));
+                problem_response(&error, &request_id).map(Body::Text)
+            }
         }
     }
 

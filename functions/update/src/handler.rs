@@ -7,6 +7,7 @@ use serde_json::json;
 
 use scoreboard_shared::auth::Authenticator;
 use scoreboard_shared::config::{ConfigError, Env};
+use scoreboard_shared::emf::{self, Outcome};
 use scoreboard_shared::http_util::{
     authorization, function_clients, json_response, problem_response,
 };
@@ -53,8 +54,22 @@ impl UpdateService {
     pub async fn handle(&self, request: Request) -> Response<Body> {
         let request_id = request_id::from_headers(request.headers());
         match self.accept(&request, &request_id).await {
-            Ok(response) => response,
-            Err(error) => problem_response(&error, &request_id).map(Body::Text),
+            Ok(response) => {
+                let replayed = response.headers().contains_key("idempotent-replayed");
+                emf::emit(
+                    "update",
+                    if replayed {
+                        Outcome::REPLAYED
+                    } else {
+                        Outcome::ACCEPTED
+                    },
+                );
+                response
+            }
+            Err(error) => {
+                emf::emit("update", Outcome(error.slug()));
+                problem_response(&error, &request_id).map(Body::Text)
+            }
         }
     }
 

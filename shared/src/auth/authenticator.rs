@@ -1,4 +1,5 @@
-//! Verifies a bearer token against the configured keys and claim rules and yields a [`Principal`].
+//! Verifies a bearer token against the configured keys and claim rules (issuer, audience, `typ`) and
+//! yields a [`Principal`].
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -23,6 +24,8 @@ enum Keys {
 pub struct Authenticator {
     keys: Keys,
     validation: Validation,
+    /// `JWT_REQUIRED_TYP`, normalised by [`normalize_typ`].
+    required_typ: Option<String>,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -33,8 +36,18 @@ impl std::fmt::Debug for Authenticator {
 
 impl Authenticator {
     /// # Errors
-    /// When the configured key cannot be parsed (the error names the variable, not the key).
+    /// When the configured key cannot be parsed (the error names the variable, not the key), or a public
+    /// key source is not bound to an issuer and audience ([`AuthConfig::check_binding`]).
     pub fn new(config: &AuthConfig) -> Result<Self, ConfigError> {
+        config.check_binding()?;
+        if config.waives_binding() {
+            tracing::warn!(
+                issuer_checked = config.issuer.is_some(),
+                audience_checked = config.audience.is_some(),
+                "JWT_ALLOW_ANY_AUDIENCE=true: accepting tokens the key source's provider issued to any \
+                 client; set JWT_ISSUER and JWT_AUDIENCE to bind tokens to this service"
+            );
+        }
         let keys = match &config.key {
             JwtKeySource::Hs256(secret) => Keys::Static(VerifyingKey {
                 key: DecodingKey::from_secret(secret.expose_secret().as_bytes())
@@ -64,7 +77,11 @@ impl Authenticator {
             }
             None => validation.validate_aud = false,
         }
-        Ok(Self { keys, validation })
+        Ok(Self {
+            keys,
+            validation,
+            required_typ: config.required_typ.as_deref().map(normalize_typ),
+        })
     }
 
     /// Authenticates an `Authorization` header value.
@@ -93,6 +110,11 @@ impl Authenticator {
             return Err(AuthError::TooLarge);
         }
         let header = read_header(token)?;
+        if let Some(required) = &self.required_typ
+            && header.typ.as_deref().map(normalize_typ).as_ref() != Some(required)
+        {
+            return Err(AuthError::WrongType);
+        }
         let key = match &self.keys {
             Keys::Static(key) => key.clone(),
             Keys::Jwks(cache) => {
@@ -116,6 +138,17 @@ impl Authenticator {
 struct TokenHeader {
     alg: Algorithm,
     kid: Option<String>,
+    typ: Option<String>,
+}
+
+/// A `typ` value in the form it is compared: lower case, without the `application/` prefix that
+/// RFC 7515 §4.1.9 lets senders omit (RFC 8725 §3.11).
+fn normalize_typ(typ: &str) -> String {
+    let lower = typ.to_ascii_lowercase();
+    match lower.strip_prefix("application/") {
+        Some(rest) => rest.to_owned(),
+        None => lower,
+    }
 }
 
 /// Reads the JOSE header by hand so `alg: none` in any spelling gets its own answer.
@@ -140,7 +173,12 @@ fn read_header(token: &str) -> Result<TokenHeader, AuthError> {
     }
     let alg: Algorithm = alg.parse().map_err(|_| AuthError::AlgorithmNotAllowed)?;
     let kid = json.get("kid").and_then(|k| k.as_str()).map(str::to_owned);
-    Ok(TokenHeader { alg, kid })
+    let typ = match json.get("typ") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::String(typ)) => Some(typ.clone()),
+        Some(_) => return Err(AuthError::Malformed),
+    };
+    Ok(TokenHeader { alg, kid, typ })
 }
 
 fn parse_public_pem(pem: &str) -> Result<VerifyingKey, ConfigError> {
@@ -175,5 +213,194 @@ fn map_jwt_error(error: jsonwebtoken::errors::Error) -> AuthError {
         ErrorKind::MissingRequiredClaim(claim) if claim == "sub" => AuthError::InvalidSubject,
         ErrorKind::MissingRequiredClaim(_) => AuthError::MissingClaim,
         _ => AuthError::Malformed,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use jsonwebtoken::{EncodingKey, Header};
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    use super::*;
+    use crate::config::Env;
+
+    const SECRET: &str = "unit-test-secret-that-is-at-least-32-bytes";
+    const RSA_PEM: &str = include_str!("../../../testkit/fixtures/rsa1.pub.pem");
+    const ISSUER: &str = "https://id.example.com";
+    const AUDIENCE: &str = "scoreboard";
+
+    fn authenticator(pairs: &[(&str, &str)]) -> Authenticator {
+        Authenticator::new(&AuthConfig::from_env(&Env::from_pairs(pairs.iter().copied())).unwrap())
+            .unwrap()
+    }
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    fn hs256(typ: Option<&str>) -> String {
+        let mut header = Header::new(Algorithm::HS256);
+        header.typ = typ.map(str::to_owned);
+        let exp = jsonwebtoken::get_current_timestamp() + 3600;
+        let claims = json!({"sub": "u1", "exp": exp, "iss": ISSUER, "aud": AUDIENCE});
+        jsonwebtoken::encode(
+            &header,
+            &claims,
+            &EncodingKey::from_secret(SECRET.as_bytes()).unwrap(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_public_key_without_issuer_or_audience_does_not_start() {
+        let err = Authenticator::new(
+            &AuthConfig::from_env(&Env::from_pairs([("JWT_PUBLIC_KEY", RSA_PEM)])).unwrap(),
+        )
+        .unwrap_err();
+        assert_eq!(err.var, "JWT_ISSUER");
+        assert!(!err.to_string().contains("BEGIN"), "never echoes the key");
+        let waived = authenticator(&[
+            ("JWT_PUBLIC_KEY", RSA_PEM),
+            ("JWT_ALLOW_ANY_AUDIENCE", "true"),
+        ]);
+        assert!(waived.required_typ.is_none());
+    }
+
+    #[test]
+    fn typ_compares_case_insensitively_with_or_without_the_application_prefix() {
+        assert_eq!(normalize_typ("application/AT+JWT"), "at+jwt");
+        assert_eq!(normalize_typ("At+Jwt"), "at+jwt");
+        assert_eq!(normalize_typ("JWT"), "jwt");
+        let rt = runtime();
+        for required in ["at+jwt", "application/at+jwt", "AT+JWT"] {
+            let auth = authenticator(&[("JWT_SECRET", SECRET), ("JWT_REQUIRED_TYP", required)]);
+            for typ in [
+                "at+jwt",
+                "AT+JWT",
+                "application/at+jwt",
+                "Application/At+Jwt",
+            ] {
+                let accepted = rt.block_on(auth.authenticate_token(&hs256(Some(typ))));
+                assert_eq!(accepted.map(|p| p.user_id).as_deref(), Ok("u1"), "{typ}");
+            }
+            for typ in [Some("JWT"), Some("at+jwt2"), Some("application/jwt"), None] {
+                let refused = rt.block_on(auth.authenticate_token(&hs256(typ)));
+                assert_eq!(refused, Err(AuthError::WrongType), "{typ:?}");
+            }
+        }
+        // Without JWT_REQUIRED_TYP any typ (or none) is fine.
+        let auth = authenticator(&[("JWT_SECRET", SECRET)]);
+        for typ in [Some("JWT"), Some("whatever"), None] {
+            assert!(rt.block_on(auth.authenticate_token(&hs256(typ))).is_ok());
+        }
+    }
+
+    /// Authenticators over every static key kind and claim rule, for the fuzz tests.
+    fn fuzz_targets() -> Vec<Authenticator> {
+        vec![
+            authenticator(&[("JWT_SECRET", SECRET)]),
+            authenticator(&[
+                ("JWT_SECRET", SECRET),
+                ("JWT_ISSUER", ISSUER),
+                ("JWT_AUDIENCE", AUDIENCE),
+                ("JWT_REQUIRED_TYP", "at+jwt"),
+            ]),
+            authenticator(&[
+                ("JWT_PUBLIC_KEY", RSA_PEM),
+                ("JWT_ISSUER", ISSUER),
+                ("JWT_AUDIENCE", AUDIENCE),
+            ]),
+        ]
+    }
+
+    fn b64(bytes: &[u8]) -> String {
+        URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    /// A JOSE header that gets past the parser often: real and bogus `alg`s, sometimes a `kid` and `typ`.
+    fn header_json() -> impl Strategy<Value = Vec<u8>> {
+        let alg = prop_oneof![
+            Just(json!("HS256")),
+            Just(json!("RS256")),
+            Just(json!("ES256")),
+            Just(json!("HS512")),
+            Just(json!("none")),
+            Just(json!("nOnE")),
+            Just(json!(null)),
+            Just(json!(256)),
+            ".{0,12}".prop_map(serde_json::Value::from),
+        ];
+        let text = prop::option::of(".{0,12}");
+        (alg, text.clone(), text).prop_map(|(alg, kid, typ)| {
+            let mut header = json!({ "alg": alg });
+            if let Some(kid) = kid {
+                header["kid"] = kid.into();
+            }
+            if let Some(typ) = typ {
+                header["typ"] = typ.into();
+            }
+            header.to_string().into_bytes()
+        })
+    }
+
+    /// Claims that pass every claim check, so only the signature stands between them and acceptance.
+    fn claims_json() -> impl Strategy<Value = Vec<u8>> {
+        (".{0,20}", any::<bool>()).prop_map(|(sub, bound)| {
+            let exp = jsonwebtoken::get_current_timestamp() + 3600;
+            let mut claims = json!({"sub": sub, "exp": exp, "name": sub});
+            if bound {
+                claims["iss"] = ISSUER.into();
+                claims["aud"] = AUDIENCE.into();
+            }
+            claims.to_string().into_bytes()
+        })
+    }
+
+    fn segment(json: impl Strategy<Value = Vec<u8>>) -> impl Strategy<Value = String> {
+        prop_oneof![
+            json.prop_map(|bytes| b64(&bytes)),
+            prop::collection::vec(any::<u8>(), 0..96).prop_map(|bytes| b64(&bytes)),
+            "[A-Za-z0-9_=+/-]{0,48}",
+        ]
+    }
+
+    fn three_part_tokens() -> impl Strategy<Value = String> {
+        (
+            segment(header_json()),
+            segment(claims_json()),
+            segment(prop::collection::vec(any::<u8>(), 0..300)),
+        )
+            .prop_map(|(h, c, s)| format!("{h}.{c}.{s}"))
+    }
+
+    #[test]
+    fn arbitrary_input_never_panics_and_is_never_accepted() {
+        let rt = runtime();
+        let targets = fuzz_targets();
+        let check = |token: &str| -> Result<(), TestCaseError> {
+            for auth in &targets {
+                let bare = rt.block_on(auth.authenticate_token(token));
+                prop_assert!(bare.is_err(), "accepted {token:?}: {bare:?}");
+                let header = format!("Bearer {token}");
+                let bearer = rt.block_on(auth.authenticate_header(Some(&header)));
+                prop_assert!(bearer.is_err(), "accepted {header:?}: {bearer:?}");
+            }
+            Ok(())
+        };
+        proptest!(ProptestConfig::with_cases(400), |(bytes in prop::collection::vec(any::<u8>(), 0..600))| {
+            check(&String::from_utf8_lossy(&bytes))?;
+        });
+        proptest!(ProptestConfig::with_cases(400), |(token in three_part_tokens())| {
+            check(&token)?;
+        });
+        proptest!(ProptestConfig::with_cases(200), |(header in ".{0,200}")| {
+            for auth in &targets {
+                prop_assert!(rt.block_on(auth.authenticate_header(Some(&header))).is_err());
+            }
+        });
     }
 }

@@ -25,6 +25,8 @@ pub enum AuthError {
     WrongIssuer,
     #[error("the token's audience is not accepted")]
     WrongAudience,
+    #[error("the token's type (typ) is not accepted")]
+    WrongType,
     #[error("the token has no usable subject")]
     InvalidSubject,
     #[error("the token is missing a required claim")]

@@ -7,4 +7,5 @@ mod jwks;
 
 pub use authenticator::{Authenticator, MAX_TOKEN_BYTES};
 pub use claims::Principal;
+pub(crate) use claims::forbidden_in_name;
 pub use error::AuthError;

@@ -25,9 +25,18 @@ impl ConfigError {
 }
 
 /// A snapshot of environment variables. Empty values count as unset.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct Env {
     vars: HashMap<String, String>,
+}
+
+/// Names only: the values include secrets.
+impl std::fmt::Debug for Env {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut names: Vec<&str> = self.vars.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        f.debug_struct("Env").field("names", &names).finish()
+    }
 }
 
 impl Env {
@@ -46,6 +55,20 @@ impl Env {
             .filter(|(_, v)| !v.trim().is_empty())
             .collect();
         Self { vars }
+    }
+
+    /// The same variables with `name` set to `value` (a blank value unsets it, as everywhere): how a value
+    /// read at start-up from elsewhere (a secret from Secrets Manager) joins the environment the
+    /// configuration is parsed from.
+    #[must_use]
+    pub fn with(mut self, name: &str, value: impl Into<String>) -> Self {
+        let value = value.into();
+        if value.trim().is_empty() {
+            self.vars.remove(name);
+        } else {
+            self.vars.insert(name.to_owned(), value);
+        }
+        self
     }
 
     /// The trimmed value, if set and not blank.
@@ -145,6 +168,23 @@ mod tests {
         let env = Env::from_pairs([("N", "ten")]);
         assert!(env.parse_or("N", 1u32).is_err());
         assert_eq!(env.parse_or("M", 7u32), Ok(7));
+    }
+
+    #[test]
+    fn with_sets_and_blank_unsets() {
+        let env = Env::from_pairs([("A", "1")]).with("B", "2").with("A", " ");
+        assert_eq!(env.optional("A"), None);
+        assert_eq!(env.optional("B").as_deref(), Some("2"));
+    }
+
+    #[test]
+    fn debug_shows_names_never_values() {
+        let env = Env::from_pairs([("JWT_SECRET", "hunter2hunter2")]);
+        let shown = format!("{env:?}");
+        assert!(
+            shown.contains("JWT_SECRET") && !shown.contains("hunter2"),
+            "{shown}"
+        );
     }
 
     #[test]

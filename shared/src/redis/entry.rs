@@ -1,11 +1,14 @@
 //! The stream entry schema (v1: `v`, `user`, `name`?, `inc`, `ts`, `req`): the field names and schema
 //! version the update function's script writes, and the strict parser the worker reads with. Anything
-//! else — a missing or unknown field, a non-UTF-8 value, an out-of-range number — is malformed and goes to
-//! the DLQ with the reason; it never reaches the store.
+//! else — a missing or unknown field, a non-UTF-8 value, an out-of-range number, a name with characters
+//! the token side strips (control, bidi, zero-width) — is malformed and goes to the DLQ with the reason;
+//! it never reaches the store.
 
 use std::collections::HashMap;
 
 use redis::Value;
+
+use crate::auth::forbidden_in_name;
 
 /// Largest increment an entry may carry (the top of `MAX_SCORE_INCREMENT`'s range).
 pub const MAX_ENTRY_INCREMENT: u64 = 1_000_000;
@@ -76,9 +79,11 @@ pub fn parse_entry(id: &str, fields: &HashMap<String, Value>) -> Result<StreamEv
     if let Some(name) = &name
         && (name.trim().is_empty()
             || name.chars().count() > MAX_NAME_CHARS
-            || name.chars().any(char::is_control))
+            || name.chars().any(forbidden_in_name))
     {
-        return Err("name is blank, too long or has control characters".to_owned());
+        return Err(
+            "name is blank, too long or has control, bidi or zero-width characters".to_owned(),
+        );
     }
     let inc = digits(&required(FIELD_INCREMENT)?, FIELD_INCREMENT)?;
     if !(1..=MAX_ENTRY_INCREMENT).contains(&inc) {
@@ -189,5 +194,33 @@ mod tests {
         let mut bad = fields(&valid());
         bad.insert("user".into(), Value::BulkString(vec![0xff, 0xfe]));
         assert!(parse_entry("1-0", &bad).unwrap_err().contains("UTF-8"));
+    }
+
+    #[test]
+    fn names_with_characters_the_token_side_strips_are_malformed() {
+        let spoofs = [
+            "A\u{1}nn",    // control
+            "\u{202E}nnA", // right-to-left override
+            "Ann\u{202A}", // left-to-right embedding
+            "\u{2067}Ann", // right-to-left isolate
+            "Ann\u{2069}", // pop directional isolate
+            "A\u{200B}nn", // zero-width space
+            "A\u{200D}nn", // zero-width joiner
+            "An\u{200F}n", // right-to-left mark
+            "An\u{2060}n", // word joiner
+            "\u{FEFF}Ann", // byte-order mark
+        ];
+        for name in spoofs {
+            let mut f = valid();
+            f.retain(|(k, _)| *k != "name");
+            f.push(("name", name));
+            let err = parse_entry("1-0", &fields(&f)).unwrap_err();
+            assert!(err.contains("name"), "{name:?}: {err}");
+        }
+        // Visible non-ASCII names stay valid.
+        let mut f = valid();
+        f.retain(|(k, _)| *k != "name");
+        f.push(("name", "Ren\u{E9} \u{5F20}\u{4F1F} \u{05D0}\u{05D1}"));
+        assert!(parse_entry("1-0", &fields(&f)).is_ok());
     }
 }

@@ -59,6 +59,18 @@ function connect() {
   });
   source.onerror = () => {
     if (source !== state.source) return;
+    if (source.readyState === EventSource.CONNECTING && tokenExpired(state.token)) {
+      // The server ends a stream at its token's exp (": token expired"); reconnecting with the same token
+      // is pointless, so get a fresh one (dev mode) or ask for one.
+      source.close();
+      if (state.config.devMode && state.me) {
+        signIn(state.me.name, { quiet: true });
+      } else {
+        setStatus("offline");
+        log("token expired: paste a new one");
+      }
+      return;
+    }
     if (source.readyState === EventSource.CLOSED) {
       // Refused (401/429/503) or gone: the browser will not retry by itself, so we do, with backoff.
       setStatus("offline");
@@ -71,6 +83,17 @@ function connect() {
       setStatus("reconnecting");
     }
   };
+}
+
+// Whether the JWT's exp has passed (unreadable tokens count as not expired: the server decides).
+function tokenExpired(token) {
+  try {
+    const payload = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+    const exp = JSON.parse(atob(payload)).exp;
+    return typeof exp === "number" && exp <= Date.now() / 1000;
+  } catch {
+    return false;
+  }
 }
 
 // ---------- rendering ----------

@@ -1,5 +1,5 @@
-//! The real `scoreboard-sse` binary: configuration errors stop it with the variable's name, and SIGTERM ends
-//! open streams promptly, then the process exits cleanly.
+//! The real `scoreboard-sse` binary: configuration errors stop it with the variable's name, it serves
+//! `/metrics` only on `METRICS_ADDR`, and SIGTERM ends open streams promptly, then the process exits cleanly.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -25,6 +25,31 @@ fn bad_configuration_stops_start_up_naming_the_variable() {
     assert!(!stderr.contains(SECRET), "secret echoed: {stderr}");
 }
 
+#[test]
+fn bad_lifetime_liveness_or_metrics_settings_stop_start_up() {
+    for (var, bad) in [
+        ("SSE_MAX_STREAM_SECS", "5"),
+        ("SSE_MAX_STREAM_SECS", "100000"),
+        ("SSE_PUBSUB_PING_SECS", "0"),
+        ("SSE_PUBSUB_PING_TIMEOUT_MS", "10"),
+        ("SSE_UNHEALTHY_AFTER_SECS", "0"),
+        ("METRICS_ADDR", "127.0.0.1:8080"), // BIND_ADDR's port
+        ("METRICS_ADDR", "not-an-address"),
+    ] {
+        let out = Command::new(BIN)
+            .env_clear()
+            .env("REDIS_URL", "redis://127.0.0.1:1")
+            .env("JWT_SECRET", SECRET)
+            .env("BIND_ADDR", "127.0.0.1:8080")
+            .env(var, bad)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{var}={bad} accepted");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(var), "{var}={bad}: {stderr}");
+    }
+}
+
 /// Kills the child if the test fails before it exits.
 struct Reap(std::process::Child);
 
@@ -45,6 +70,7 @@ async fn sigterm_closes_streams_promptly_and_exits() {
             .env("REDIS_URL", redis.url())
             .env("JWT_SECRET", SECRET)
             .env("BIND_ADDR", format!("127.0.0.1:{port}"))
+            .env("METRICS_ADDR", format!("127.0.0.1:{}", free_port()))
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .spawn()
@@ -93,4 +119,51 @@ async fn sigterm_closes_streams_promptly_and_exits() {
     });
     assert!(exited, "process exits after SIGTERM");
     assert!(child.0.wait().unwrap().success(), "clean exit status");
+}
+
+#[tokio::test]
+async fn the_binary_serves_metrics_on_metrics_addr_and_not_on_bind_addr() {
+    scoreboard_shared::tls::install_crypto_provider();
+    let redis = RedisServer::start();
+    let (port, metrics_port) = (free_port(), free_port());
+    let _child = Reap(
+        Command::new(BIN)
+            .env("REDIS_URL", redis.url())
+            .env("JWT_SECRET", SECRET)
+            .env("BIND_ADDR", format!("127.0.0.1:{port}"))
+            .env("METRICS_ADDR", format!("127.0.0.1:{metrics_port}"))
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    for p in [port, metrics_port] {
+        assert!(
+            wait_until(Duration::from_secs(15), || {
+                std::net::TcpStream::connect(("127.0.0.1", p)).is_ok()
+            }),
+            "sse binary did not listen on {p}"
+        );
+    }
+    let http = reqwest::Client::new();
+    let public = http
+        .get(format!("http://127.0.0.1:{port}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(public.status(), 404);
+    let private = http
+        .get(format!("http://127.0.0.1:{metrics_port}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(private.status(), 200);
+    let text = private.text().await.unwrap();
+    assert!(text.contains("sse_pubsub_subscribed"), "{text}");
+    let health = http
+        .get(format!("http://127.0.0.1:{port}/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert!(matches!(health.status().as_u16(), 200 | 503));
 }

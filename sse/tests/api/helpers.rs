@@ -1,6 +1,6 @@
-//! Test helpers: a real Redis per test, the SSE server on port 0, tokens (from the test kit's minter), a
-//! streaming SSE reader, and publishing a snapshot the way the worker's commit script does
-//! (`SET {sb}:top` + `PUBLISH`).
+//! Test helpers: a real Redis per test, the SSE server on port 0 (public and metrics listeners), tokens
+//! (from the test kit's minter), a streaming SSE reader, and publishing a snapshot the way the worker's
+//! commit script does (`SET {sb}:top` + `PUBLISH`).
 
 use std::time::Duration;
 
@@ -19,7 +19,10 @@ const WAIT: Duration = Duration::from_secs(10);
 
 /// A running SSE server with its own Redis.
 pub struct TestApp {
+    /// The public listener (`BIND_ADDR`).
     pub base: String,
+    /// The metrics listener (`METRICS_ADDR`).
+    pub metrics_base: String,
     pub redis: RedisServer,
     pub http: reqwest::Client,
     /// Held while the server runs: dropping the trigger would end `run` at once.
@@ -62,11 +65,19 @@ impl TestApp {
         let config = SseConfig::from_env(&Env::from_pairs(pairs)).expect("valid test config");
         let state = AppState::new(config).expect("state");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let metrics_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
+        let metrics_base = format!("http://{}", metrics_listener.local_addr().unwrap());
         let (stop, shutdown) = Shutdown::new();
-        let server = tokio::spawn(scoreboard_sse::run(listener, state, shutdown));
+        let server = tokio::spawn(scoreboard_sse::run_with_metrics(
+            listener,
+            metrics_listener,
+            state,
+            shutdown,
+        ));
         Self {
             base,
+            metrics_base,
             redis,
             http: reqwest::Client::new(),
             stop: Some(stop),
@@ -93,6 +104,46 @@ impl TestApp {
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// Polls `/healthz` until it answers `status` with a body for which `check` holds (bounded by `limit`);
+    /// returns the body.
+    pub async fn wait_health_status(
+        &self,
+        status: u16,
+        limit: Duration,
+        check: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let deadline = tokio::time::Instant::now() + limit;
+        let mut last = None;
+        loop {
+            if let Ok(resp) = self.http.get(format!("{}/healthz", self.base)).send().await {
+                let code = resp.status().as_u16();
+                if let Ok(body) = resp.json::<serde_json::Value>().await {
+                    if code == status && check(&body) {
+                        return body;
+                    }
+                    last = Some((code, body));
+                }
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "/healthz did not answer {status} in {limit:?}; last: {last:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// `GET /metrics` on the metrics listener.
+    pub async fn metrics(&self) -> String {
+        let resp = self
+            .http
+            .get(format!("{}/metrics", self.metrics_base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        resp.text().await.unwrap()
     }
 
     pub fn events_url(&self) -> String {

@@ -57,3 +57,114 @@ async fn redis_restart_is_survived() {
     assert_eq!(app.publish(&snapshot(2)).await, 1);
     assert_eq!(client.next_snapshot(T).await.unwrap().version(), Some(2));
 }
+
+/// The `redis-server` process id, from `INFO server`.
+async fn redis_pid(app: &TestApp) -> u32 {
+    let mut conn = app.redis.connection().await;
+    let info: String = redis::cmd("INFO")
+        .arg("server")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    info.lines()
+        .find_map(|line| line.strip_prefix("process_id:"))
+        .and_then(|pid| pid.trim().parse().ok())
+        .expect("process_id in INFO server")
+}
+
+fn signal(pid: u32, sig: &str) {
+    let status = std::process::Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill {sig} {pid}");
+}
+
+/// A `SIGSTOP`ped `redis-server`: the TCP connection stays open but nothing answers (a half-open link).
+/// Resumed (`SIGCONT`) when dropped, so a failing test does not leave it frozen.
+struct Frozen(u32);
+
+impl Frozen {
+    fn freeze(pid: u32) -> Self {
+        signal(pid, "-STOP");
+        Self(pid)
+    }
+
+    fn thaw(self) {}
+}
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        signal(self.0, "-CONT");
+    }
+}
+
+fn counter(metrics: &str, name: &str) -> u64 {
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|value| value.trim().parse::<f64>().ok())
+        .map_or(0, |value| value as u64)
+}
+
+#[tokio::test]
+async fn a_frozen_redis_is_caught_by_ping_and_healthz_goes_503_until_resubscribed() {
+    let app = TestApp::spawn(
+        &[
+            ("SSE_PUBSUB_PING_SECS", "1"),
+            ("SSE_PUBSUB_PING_TIMEOUT_MS", "500"),
+            ("SSE_UNHEALTHY_AFTER_SECS", "1"),
+            ("SSE_HEARTBEAT_SECS", "1"),
+            ("REDIS_CONNECT_TIMEOUT_MS", "500"),
+            ("REDIS_RESPONSE_TIMEOUT_MS", "500"),
+        ],
+        Some(&snapshot(1)),
+    )
+    .await;
+    let mut client = app.connect(&token("u1")).await;
+    assert_eq!(client.next_snapshot(T).await.unwrap().version(), Some(1));
+    let healthy = app
+        .wait_health_status(200, T, |h| h["subscribed"] == true)
+        .await;
+    assert_eq!(healthy["status"], "ok");
+
+    let frozen = Frozen::freeze(redis_pid(&app).await);
+    // Ping every 1 s, pong due in 0.5 s, unhealthy 1 s after the unanswered ping: well within 10 s.
+    let down = app
+        .wait_health_status(503, T, |h| h["subscribed"] == false)
+        .await;
+    assert_eq!(down["status"], "unavailable");
+    assert_eq!(down["version"], 1, "same body shape: {down}");
+    assert!(counter(&app.metrics().await, "sse_pubsub_pings_missed_total") >= 1);
+    frozen.thaw();
+
+    // Back: resubscribed (re-reading {sb}:top), healthy, and a later snapshot reaches the open stream.
+    app.wait_health_status(200, Duration::from_secs(15), |h| h["subscribed"] == true)
+        .await;
+    assert!(app.publish(&snapshot(2)).await >= 1);
+    assert_eq!(client.next_snapshot(T).await.unwrap().version(), Some(2));
+}
+
+#[tokio::test]
+async fn healthz_is_503_after_the_grace_while_redis_is_down_and_200_after_restart() {
+    let grace = Duration::from_secs(3);
+    let mut app = TestApp::spawn(&[("SSE_UNHEALTHY_AFTER_SECS", "3")], Some(&snapshot(1))).await;
+    app.wait_health_status(200, T, |h| h["subscribed"] == true)
+        .await;
+    app.redis.stop();
+    let stopped = tokio::time::Instant::now();
+    // Lost at once, but still routed during the grace: a resubscription usually lands within it.
+    app.wait_health_status(200, grace, |h| h["subscribed"] == false)
+        .await;
+    let down = app
+        .wait_health_status(503, T, |h| h["subscribed"] == false)
+        .await;
+    assert!(
+        stopped.elapsed() >= grace - Duration::from_millis(200),
+        "503 before the grace: {down}"
+    );
+    app.redis.restart();
+    app.wait_health_status(200, Duration::from_secs(15), |h| h["subscribed"] == true)
+        .await;
+    assert_eq!(app.publish(&snapshot(2)).await, 1);
+}

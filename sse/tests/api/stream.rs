@@ -141,15 +141,7 @@ async fn health_and_metrics_are_served() {
     client.next_snapshot(T).await.unwrap();
     let health = app.wait_health(|h| h["connections"] == 1).await;
     assert_eq!(health["version"], 2);
-    let metrics = app
-        .http
-        .get(format!("{}/metrics", app.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     for name in [
         "sse_connections 1",
         "sse_events_sent_total",
@@ -187,14 +179,6 @@ async fn a_client_that_stops_reading_skips_versions_instead_of_queueing_them() {
         "a stalled client must skip versions, got all {}",
         seen.len()
     );
-    let metrics = app
-        .http
-        .get(format!("{}/metrics", app.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(metrics.contains("sse_versions_skipped_total"), "{metrics}");
 }

@@ -64,15 +64,7 @@ async fn pubsub_ports(redis: &RedisServer) -> Vec<u16> {
 
 /// The value of counter `name` on `/metrics` (0 while it was never incremented).
 async fn counter(app: &TestApp, name: &str) -> u64 {
-    let text = app
-        .http
-        .get(format!("{}/metrics", app.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics().await;
     text.lines()
         .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
         .and_then(|value| value.trim().parse::<f64>().ok())

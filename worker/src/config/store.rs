@@ -46,6 +46,16 @@ impl StoreConfig {
         }
     }
 
+    /// The variable that says where the store is, for "cannot reach it" messages: `MONGODB_URI`, or
+    /// `AWS_ENDPOINT_URL` when set, else `AWS_REGION`.
+    pub fn address_var(&self) -> &'static str {
+        match self {
+            Self::MongoDb(_) => "MONGODB_URI",
+            Self::DynamoDb(dynamo) if dynamo.endpoint_url.is_some() => "AWS_ENDPOINT_URL",
+            Self::DynamoDb(_) => "AWS_REGION",
+        }
+    }
+
     /// The dedupe window to check against the rate limit, when the store has one.
     pub fn dedupe_window(&self) -> Option<u32> {
         match self {
@@ -129,5 +139,28 @@ mod tests {
         );
         let env = Env::from_pairs([("STORE", "cassandra")]);
         assert_eq!(StoreConfig::from_env(&env).unwrap_err().var, "STORE");
+    }
+
+    #[test]
+    fn the_address_variable_follows_the_store() {
+        let mongo = Env::from_pairs([("MONGODB_URI", "mongodb://h")]);
+        assert_eq!(
+            StoreConfig::from_env(&mongo).unwrap().address_var(),
+            "MONGODB_URI"
+        );
+        let dynamo = Env::from_pairs([("STORE", "dynamodb"), ("DYNAMODB_TABLE", "scores")]);
+        assert_eq!(
+            StoreConfig::from_env(&dynamo).unwrap().address_var(),
+            "AWS_REGION"
+        );
+        let local = Env::from_pairs([
+            ("STORE", "dynamodb"),
+            ("DYNAMODB_TABLE", "scores"),
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:8000"),
+        ]);
+        assert_eq!(
+            StoreConfig::from_env(&local).unwrap().address_var(),
+            "AWS_ENDPOINT_URL"
+        );
     }
 }

@@ -1,6 +1,6 @@
 //! Settings of the stream worker: batch shape, recovery (claim idle time, delivery cap), board size, its
-//! consumer name and metrics address, and the start-up check that the store's dedupe window covers what
-//! one user can enqueue before a lost delivery is reclaimed.
+//! consumer name and metrics address, how long start-up waits for the store, and the start-up check
+//! that the store's dedupe window covers what one user can enqueue before a lost delivery is reclaimed.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -26,6 +26,9 @@ pub struct WorkerConfig {
     pub metrics_addr: SocketAddr,
     /// The update function's per-user rate limit, for the dedupe check.
     pub rate_limit: RateLimit,
+    /// How long start-up waits for an unreachable store before exiting non-zero
+    /// (`STORE_CONNECT_TIMEOUT_SECS`, default 60); a store that refuses fails at once.
+    pub store_connect_timeout: Duration,
 }
 
 impl WorkerConfig {
@@ -62,6 +65,11 @@ impl WorkerConfig {
             consumer,
             metrics_addr,
             rate_limit: RateLimit::from_env(env)?,
+            store_connect_timeout: Duration::from_secs(env.parse_in(
+                "STORE_CONNECT_TIMEOUT_SECS",
+                60,
+                1..=3_600,
+            )?),
         })
     }
 
@@ -119,6 +127,21 @@ mod tests {
         cfg.check_dedupe_window(crate::config::DEFAULT_DEDUPE_WINDOW)
             .unwrap();
         assert!(cfg.consumer.ends_with(&format!("-{}", std::process::id())));
+        assert_eq!(cfg.store_connect_timeout, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn the_store_connect_timeout_is_bounded() {
+        let env = Env::from_pairs([("STORE_CONNECT_TIMEOUT_SECS", "5")]);
+        let cfg = WorkerConfig::from_env(&env).unwrap();
+        assert_eq!(cfg.store_connect_timeout, Duration::from_secs(5));
+        for bad in ["0", "3601", "soon"] {
+            let env = Env::from_pairs([("STORE_CONNECT_TIMEOUT_SECS", bad)]);
+            assert_eq!(
+                WorkerConfig::from_env(&env).unwrap_err().var,
+                "STORE_CONNECT_TIMEOUT_SECS"
+            );
+        }
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Building the configured score store once at start-up (`STORE=mongodb|dynamodb`), as a shared trait
-//! object.
+//! object, after checking that it is usable: MongoDB answers and its index exists or can be made; the
+//! DynamoDB table exists with the expected key schema (created first when `DYNAMODB_ENSURE_TABLE=true`).
 
 use std::sync::Arc;
 
@@ -8,13 +9,19 @@ use super::mongo::MongoStore;
 use super::{ScoreStore, StoreError};
 use crate::config::StoreConfig;
 
-/// Connects to the configured store (creating what it needs, e.g. indexes).
+/// Connects to the configured store and checks it is usable (creating what it needs, e.g. indexes).
 ///
 /// # Errors
-/// When the store cannot be reached or prepared.
+/// [`StoreError::Unavailable`] when the store cannot be reached (worth another try);
+/// [`StoreError::Unexpected`] when it refuses or is set up wrong, with a message that starts with the
+/// variable to fix (`MONGODB_URI: …`, `DYNAMODB_TABLE: …`).
 pub async fn connect(config: &StoreConfig) -> Result<Arc<dyn ScoreStore>, StoreError> {
     Ok(match config {
         StoreConfig::MongoDb(mongo) => Arc::new(MongoStore::connect(mongo).await?),
-        StoreConfig::DynamoDb(dynamo) => Arc::new(DynamoStore::connect(dynamo.clone()).await?),
+        StoreConfig::DynamoDb(dynamo) => {
+            let store = DynamoStore::connect(dynamo.clone()).await?;
+            store.check_table().await?;
+            Arc::new(store)
+        }
     })
 }

@@ -1,6 +1,7 @@
 //! An in-memory [`ScoreStore`] for unit tests of worker logic (batching, dead letters, shutdown grace):
 //! the same contract as the real adapters (each event id counts once, absolute totals returned), plus
-//! switches that make the next calls fail the way a store outage does.
+//! switches that make the next calls fail the way a store outage (transient) or a refusal (not
+//! transient, e.g. a deleted table) does.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
@@ -20,8 +21,10 @@ pub struct MemoryStore {
 struct State {
     users: HashMap<String, UserTotal>,
     applied: HashSet<String>,
-    /// Calls of `apply_batch` still to fail with [`StoreError::Unavailable`].
+    /// Calls of `apply_batch` still to fail.
     failures_left: u32,
+    /// Whether those failures are [`StoreError::Unexpected`] rather than [`StoreError::Unavailable`].
+    refusing: bool,
     /// `apply_batch` calls made, failed ones included.
     calls: u32,
 }
@@ -34,7 +37,17 @@ impl MemoryStore {
     /// Makes the next `count` calls of [`ScoreStore::apply_batch`] and [`ScoreStore::ping`] fail as
     /// unavailable, changing nothing.
     pub fn fail_next(&self, count: u32) {
-        self.lock().failures_left = count;
+        let mut state = self.lock();
+        state.failures_left = count;
+        state.refusing = false;
+    }
+
+    /// Makes the next `count` calls fail as a refusal that retrying cannot fix
+    /// ([`StoreError::Unexpected`]), changing nothing.
+    pub fn refuse_next(&self, count: u32) {
+        let mut state = self.lock();
+        state.failures_left = count;
+        state.refusing = true;
     }
 
     /// `apply_batch` calls made so far, failed ones included.
@@ -58,9 +71,11 @@ impl State {
     fn take_failure(&mut self) -> Result<(), StoreError> {
         if self.failures_left > 0 {
             self.failures_left -= 1;
-            return Err(StoreError::unavailable(
-                "memory store: injected outage".to_owned(),
-            ));
+            return Err(if self.refusing {
+                StoreError::unexpected("memory store: injected refusal")
+            } else {
+                StoreError::unavailable("memory store: injected outage")
+            });
         }
         Ok(())
     }

@@ -53,18 +53,25 @@ pub struct UserTotal {
 /// A cause kept behind a [`StoreError`] (the driver's or SDK's own error).
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
-/// Why a store call failed. Every variant is retryable by the caller: nothing was half-applied
-/// (each user's update is atomic and idempotent per event id). The driver's error, when there is one,
-/// is kept as the `source`, so logs and callers can walk the chain.
+/// Why a store call failed. Nothing was half-applied either way (each user's update is atomic and
+/// idempotent per event id), so the same batch may always be sent again; the variant says whether
+/// sending it again can help. The driver's error, when there is one, is kept as the `source`, so logs
+/// and callers can walk the chain.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// Transient: the store is unreachable, timed out, throttled or briefly unable (5xx, failover). The
+    /// worker retries these without bound.
     #[error("store unavailable: {message}")]
     Unavailable {
         message: String,
         #[source]
         source: Option<BoxError>,
     },
-    #[error("store returned something unexpected: {message}")]
+    /// Not transient: the store refused (missing table, denied access, failed authentication, invalid
+    /// request) or answered something this code does not understand. Retrying the same call cannot
+    /// help; the worker stops (see `worker.rs`). A message that starts with a variable name
+    /// (`DYNAMODB_TABLE: …`) names the setting to fix.
+    #[error("store error (not transient): {message}")]
     Unexpected {
         message: String,
         #[source]
@@ -81,11 +88,23 @@ impl StoreError {
         }
     }
 
-    /// The store answered something this code does not understand.
+    /// The store refused or answered something this code does not understand (not transient).
     pub fn unexpected(message: impl Into<String>) -> Self {
         Self::Unexpected {
             message: message.into(),
             source: None,
+        }
+    }
+
+    /// Whether retrying the same call can succeed ([`StoreError::Unavailable`]).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Unavailable { .. })
+    }
+
+    /// The message without the variant's prefix.
+    pub fn message(&self) -> &str {
+        match self {
+            Self::Unavailable { message, .. } | Self::Unexpected { message, .. } => message,
         }
     }
 
@@ -141,5 +160,17 @@ mod tests {
         let source = error.source().expect("the cause is kept");
         assert_eq!(source.to_string(), "refused");
         assert!(StoreError::unexpected("odd").source().is_none());
+    }
+
+    #[test]
+    fn only_unavailable_is_transient() {
+        assert!(StoreError::unavailable("down").is_transient());
+        let refused = StoreError::unexpected("DYNAMODB_TABLE: gone");
+        assert!(!refused.is_transient());
+        assert_eq!(refused.message(), "DYNAMODB_TABLE: gone");
+        assert_eq!(
+            refused.to_string(),
+            "store error (not transient): DYNAMODB_TABLE: gone"
+        );
     }
 }

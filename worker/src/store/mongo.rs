@@ -6,16 +6,27 @@
 //! one statement per user (one round trip), then ONE `find` reads the new totals. A user whose batch
 //! overlaps ids already applied (a re-delivery) makes the upsert hit the duplicate `_id`; that user takes
 //! the per-event path, where each event is applied only if its id is not in `applied`.
+//!
+//! Errors: network failures, server selection timeouts, failovers, shutdowns, write conflicts, rate
+//! limits and unmet write concerns are [`StoreError::Unavailable`] (transient, see [`is_transient`] in
+//! `mongo/errors.rs`); everything else — failed authentication, missing privileges, an invalid URI, a
+//! document this code cannot read — is [`StoreError::Unexpected`], which the worker does not retry.
+//! [`MongoStore::connect`] is the start-up check: the URI parses, the server answers, and the score
+//! index exists or is made.
 
 use futures::stream::{BoxStream, StreamExt, TryStreamExt};
 use mongodb::bson::{Bson, DateTime, Document, doc};
-use mongodb::error::ErrorKind;
 use mongodb::options::{ClientOptions, IndexOptions};
 use mongodb::{Client, Collection, Database, IndexModel};
 use secrecy::ExposeSecret;
 
 use super::{ScoreStore, StoreError, UserDelta, UserTotal};
 use crate::config::MongoConfig;
+
+mod errors;
+
+pub use self::errors::is_transient;
+use self::errors::{TRANSIENT_CODES, store_error};
 
 /// MongoDB's duplicate key error code.
 const DUPLICATE_KEY: i32 = 11000;
@@ -34,12 +45,21 @@ impl MongoStore {
     /// Connects with `MONGODB_URI` (`mongodb+srv://` and TLS options work) and creates the indexes.
     ///
     /// # Errors
-    /// When the URI does not parse, the server cannot be reached, or index creation fails.
+    /// [`StoreError::Unexpected`] naming `MONGODB_URI` when the URI is invalid or authentication fails;
+    /// [`StoreError::Unavailable`] when the server (or an `+srv` DNS lookup) does not answer.
     pub async fn connect(config: &MongoConfig) -> Result<Self, StoreError> {
         scoreboard_shared::tls::install_crypto_provider();
+        // The URI may hold a password: only the error kind is reported, which never echoes it.
         let mut options = ClientOptions::parse(config.uri.expose_secret())
             .await
-            .map_err(|e| StoreError::unavailable(format!("MONGODB_URI: {}", e.kind)))?;
+            .map_err(|e| {
+                let message = format!("MONGODB_URI: {}", e.kind);
+                if is_transient(&e) {
+                    StoreError::unavailable(message)
+                } else {
+                    StoreError::unexpected(message)
+                }
+            })?;
         apply_defaults(&mut options);
         Self::with_options(options, config).await
     }
@@ -141,10 +161,18 @@ impl MongoStore {
                         duplicates.push(index as usize);
                     }
                     _ => {
-                        return Err(StoreError::unexpected(format!(
+                        let message = format!(
                             "write error: {}",
                             error.get_str("errmsg").unwrap_or("unknown")
-                        )));
+                        );
+                        let transient = code
+                            .and_then(|c| i32::try_from(c).ok())
+                            .is_some_and(|c| TRANSIENT_CODES.contains(&c));
+                        return Err(if transient {
+                            StoreError::unavailable(message)
+                        } else {
+                            StoreError::unexpected(message)
+                        });
                     }
                 }
             }
@@ -275,18 +303,6 @@ fn unexpected(what: &str) -> StoreError {
     StoreError::unexpected(what.to_owned())
 }
 
-/// Maps driver errors; connection-level failures are `Unavailable`. Driver messages carry no credentials.
-fn store_error(error: mongodb::error::Error) -> StoreError {
-    match *error.kind {
-        ErrorKind::Io(_)
-        | ErrorKind::ServerSelection { .. }
-        | ErrorKind::ConnectionPoolCleared { .. } => {
-            StoreError::unavailable(error.to_string()).with_source(error)
-        }
-        _ => StoreError::unexpected(error.to_string()).with_source(error),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -320,6 +336,19 @@ mod tests {
             Some(std::time::Duration::from_secs(5))
         );
         assert_eq!(options.app_name.as_deref(), Some("scoreboard-worker"));
+    }
+
+    #[tokio::test]
+    async fn an_invalid_uri_is_not_transient_and_names_the_variable() {
+        let config = MongoConfig {
+            uri: "mongodb://127.0.0.1:notaport/".to_owned().into(),
+            database: "db".to_owned(),
+            collection: "c".to_owned(),
+            dedupe_window: 1000,
+        };
+        let error = MongoStore::connect(&config).await.unwrap_err();
+        assert!(!error.is_transient(), "{error}");
+        assert!(error.message().starts_with("MONGODB_URI: "), "{error}");
     }
 
     #[test]

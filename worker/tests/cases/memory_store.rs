@@ -1,6 +1,7 @@
 //! Worker logic against the in-memory store (fast, no store server): a batch is one store call per
-//! step, an injected store outage is retried until it passes with nothing lost or doubled, and a
-//! shutdown during an endless outage gives up after the grace period leaving the batch pending.
+//! step, an injected store outage is retried until it passes with nothing lost or doubled, a
+//! shutdown during an endless outage gives up after the grace period leaving the batch pending, and a
+//! store refusal (not transient) is not retried: the loop stops with the batch pending.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -96,4 +97,43 @@ async fn shutdown_during_an_endless_outage_gives_up_and_leaves_the_batch_pending
     );
     assert_eq!(memory.total("ann"), None, "nothing written");
     assert_eq!(helpers::pending(&mut redis).await, 1, "left for a reclaim");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_store_refusal_is_not_retried_and_stops_the_loop_with_the_batch_pending() {
+    let redis_server = RedisServer::start();
+    let memory = Arc::new(MemoryStore::new());
+    let store: Arc<dyn ScoreStore> = memory.clone();
+    let mut redis = helpers::redis_manager(&redis_server.url());
+    let mut worker = helpers::worker(&redis, &store, helpers::worker_config("w", &[])).await;
+    xadd_event(&mut redis, "ann", None, 3).await;
+    memory.refuse_next(u32::MAX);
+
+    let result = worker.step(&Shutdown::never()).await;
+
+    assert!(
+        matches!(&result, Err(WorkerError::Store(e)) if !e.is_transient()),
+        "{result:?}"
+    );
+    assert_eq!(memory.calls(), 1, "a refusal is not retried");
+    assert_eq!(
+        helpers::pending(&mut redis).await,
+        1,
+        "left pending, not acked"
+    );
+
+    // The loop stops too (the binary then exits non-zero) instead of stepping on.
+    xadd_event(&mut redis, "bob", None, 4).await;
+    let stopped = tokio::time::timeout(Duration::from_secs(20), worker.run(Shutdown::never()))
+        .await
+        .expect("the loop returns instead of retrying forever");
+    assert!(matches!(stopped, Err(WorkerError::Store(_))), "{stopped:?}");
+    assert_eq!(memory.calls(), 2, "one refused call, then it stopped");
+    assert_eq!(memory.total("ann"), None);
+    assert_eq!(memory.total("bob"), None);
+    assert_eq!(
+        helpers::pending(&mut redis).await,
+        2,
+        "both left for a reclaim"
+    );
 }

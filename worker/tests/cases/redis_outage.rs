@@ -87,5 +87,6 @@ async fn a_redis_outage_delays_but_loses_nothing() {
     tokio::time::timeout(Duration::from_secs(10), running)
         .await
         .unwrap()
-        .unwrap();
+        .unwrap()
+        .expect("a Redis outage never stops the worker");
 }

@@ -72,7 +72,8 @@ async fn shutdown_finishes_and_commits_the_batch_in_hand_then_stops_reading(
     tokio::time::timeout(Duration::from_secs(30), running)
         .await
         .expect("the worker stops after committing")
-        .unwrap();
+        .unwrap()
+        .expect("a stopped outage ends in a clean stop");
     assert_eq!(
         helpers::pending(&mut redis).await,
         0,

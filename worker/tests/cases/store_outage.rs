@@ -83,7 +83,8 @@ async fn a_store_outage_delays_but_loses_nothing(mut target: StoreUnderTest) {
     tokio::time::timeout(Duration::from_secs(10), running)
         .await
         .unwrap()
-        .unwrap();
+        .unwrap()
+        .expect("an outage is transient: the worker rode it out");
 }
 
 /// `/healthz` stays 200 during a store outage (reporting it), so an orchestrator never restarts a worker

@@ -1,10 +1,12 @@
-//! Shared arrangements: the store under test, a Redis per test, workers built from env pairs, a raw
-//! stream producer and the real update handler as producer, and readers of the store and the board.
+//! Shared arrangements: the store under test, a Redis per test, workers built from env pairs (in process,
+//! or the real binary as a child process), a raw stream producer and the real update handler as
+//! producer, and readers of the store and the board.
 
 #![allow(dead_code)]
 
 mod producer;
 mod store_under_test;
+mod worker_process;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -22,6 +24,7 @@ use scoreboard_worker::{StepOutcome, Worker};
 
 pub use producer::{Accepted, UpdateProducer, xadd_event, xadd_raw};
 pub use store_under_test::StoreUnderTest;
+pub use worker_process::{WorkerProcess, env_pairs};
 
 /// A self-reconnecting Redis connection with timeouts that tolerate blocking reads.
 pub fn redis_manager(url: &str) -> ConnectionManager {

@@ -269,10 +269,16 @@ async fn ping_reports_a_reachable_table_and_fails_otherwise() {
         o.ensure_table = false;
     })
     .await;
-    assert!(matches!(
-        missing.ping().await,
-        Err(StoreError::Unavailable { .. })
-    ));
+    // A missing table is a refusal, not an outage: retrying cannot bring it back.
+    let refused = missing.ping().await.unwrap_err();
+    assert!(
+        matches!(refused, StoreError::Unexpected { .. }),
+        "{refused:?}"
+    );
+    assert!(
+        refused.message().starts_with("DYNAMODB_TABLE: "),
+        "{refused}"
+    );
 
     server.stop();
     let started = Instant::now();

@@ -1,10 +1,16 @@
 //! DynamoDB table setup against a real DynamoDB Local: the worker's own idempotent setup, the LocalStack
-//! init script (run with the AWS CLI from the project venv) creating what the store expects, and the
-//! store factory building the adapter from the environment.
+//! init script (run with the AWS CLI from the project venv) creating what the store expects, the store
+//! factory building the adapter from the environment, its start-up check refusing a missing or
+//! differently keyed table, and a table deleted at run time being a refusal rather than an outage.
 
-use aws_sdk_dynamodb::types::{AttributeValue, TimeToLiveStatus};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
+    ScalarAttributeType, TimeToLiveStatus,
+};
+use futures::StreamExt;
 use scoreboard_testkit::DynamoLocal;
-use scoreboard_worker::store::ScoreStore;
+use scoreboard_worker::config::{Env, StoreConfig};
+use scoreboard_worker::store::{ScoreStore, StoreError};
 
 use crate::dynamo::{TABLE, delta, store, store_with};
 
@@ -144,8 +150,6 @@ async fn localstack_init_script_creates_the_table_the_store_expects() {
 
 #[tokio::test]
 async fn the_store_factory_builds_the_dynamodb_adapter_from_the_environment() {
-    use scoreboard_worker::config::{Env, StoreConfig};
-
     let server = DynamoLocal::start();
     let mut pairs = server.child_env();
     pairs.extend([
@@ -165,4 +169,110 @@ async fn the_store_factory_builds_the_dynamodb_adapter_from_the_environment() {
         .await
         .unwrap();
     assert_eq!(totals[0].score, 2);
+}
+
+/// The store's configuration for `table` on `server`, as the worker reads it from the environment.
+fn store_config(server: &DynamoLocal, table: &str, ensure: bool) -> StoreConfig {
+    let mut pairs = server.child_env();
+    pairs.extend([
+        ("STORE".to_owned(), "dynamodb".to_owned()),
+        ("DYNAMODB_TABLE".to_owned(), table.to_owned()),
+        ("DYNAMODB_ENSURE_TABLE".to_owned(), ensure.to_string()),
+    ]);
+    StoreConfig::from_env(&Env::from_pairs(pairs)).unwrap()
+}
+
+#[tokio::test]
+async fn the_start_up_check_refuses_a_missing_table_or_other_keys_naming_dynamodb_table() {
+    let server = DynamoLocal::start();
+    let connect = async |table: &str, ensure: bool| {
+        scoreboard_worker::store::connect(&store_config(&server, table, ensure))
+            .await
+            .map(|_| ())
+    };
+
+    let missing = connect("nope", false).await.unwrap_err();
+    assert!(!missing.is_transient(), "{missing:?}");
+    assert!(
+        missing.message().starts_with(
+            "DYNAMODB_TABLE: table \"nope\" does not exist in us-east-1 at http://127.0.0.1:"
+        ),
+        "{missing}"
+    );
+    assert!(missing.message().contains("DYNAMODB_ENSURE_TABLE=true"));
+
+    // A table keyed otherwise (a numeric `id`) is refused, also when the worker may create tables: it
+    // exists, so nothing is created, and writing to it would fail on every batch.
+    let admin = store_with(&server, |o| o.ensure_table = false).await;
+    admin
+        .client()
+        .create_table()
+        .table_name("other-keys")
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("id")
+                .key_type(KeyType::Hash)
+                .build()
+                .unwrap(),
+        )
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("id")
+                .attribute_type(ScalarAttributeType::N)
+                .build()
+                .unwrap(),
+        )
+        .billing_mode(BillingMode::PayPerRequest)
+        .send()
+        .await
+        .unwrap();
+    for ensure in [false, true] {
+        let other = connect("other-keys", ensure).await.unwrap_err();
+        assert!(!other.is_transient(), "{other:?}");
+        assert!(
+            other
+                .message()
+                .starts_with("DYNAMODB_TABLE: table \"other-keys\""),
+            "{other}"
+        );
+        assert!(other.message().contains("[id (HASH, N)]"), "{other}");
+    }
+
+    connect("created-at-start", true)
+        .await
+        .expect("DYNAMODB_ENSURE_TABLE=true creates a missing table");
+    connect("created-at-start", false)
+        .await
+        .expect("the table it made passes the check");
+}
+
+#[tokio::test]
+async fn a_table_deleted_at_run_time_is_a_refusal_not_an_outage() {
+    let server = DynamoLocal::start();
+    let store = store(&server).await;
+    store
+        .apply_batch(&[delta("alice", &[("1-0", 1)])])
+        .await
+        .unwrap();
+
+    store
+        .client()
+        .delete_table()
+        .table_name(TABLE)
+        .send()
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let err = store
+        .apply_batch(&[delta("alice", &[("1-1", 1)])])
+        .await
+        .unwrap_err();
+
+    assert!(matches!(err, StoreError::Unexpected { .. }), "{err:?}");
+    assert!(err.message().starts_with("DYNAMODB_TABLE: "), "{err}");
+    assert!(err.message().contains("ResourceNotFoundException"), "{err}");
+    assert_eq!(store.stats().retries, 0, "not retried");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    let scan = store.all_totals().next().await.unwrap().unwrap_err();
+    assert!(matches!(scan, StoreError::Unexpected { .. }), "{scan:?}");
 }

@@ -1,5 +1,6 @@
 //! What only the MongoDB adapter has, against a real MongoDB-protocol server (nx-27017 from the test kit,
-//! or the `mongod` at `MONGODB_URI`): the dedupe window, lenient numbers, the start-up index, an outage.
+//! or the `mongod` at `MONGODB_URI`): the dedupe window, lenient numbers, the start-up index, an outage
+//! (transient) and a failed authentication (not transient).
 
 use std::collections::BTreeMap;
 
@@ -149,4 +150,24 @@ async fn an_outage_is_a_retryable_error_and_the_store_recovers() {
         .await
         .unwrap();
     assert_eq!(totals(&store).await, BTreeMap::from([("u".to_owned(), 3)]));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_authentication_is_refused_at_once_and_names_mongodb_uri() {
+    let server = MongoServer::spawn();
+    let mut config = config(&server, 10);
+    let with_credentials =
+        server
+            .uri()
+            .replacen("mongodb://", "mongodb://nobody:wrong-password@", 1);
+    config.uri = with_credentials.into();
+
+    let started = std::time::Instant::now();
+    // nx-27017 has no SCRAM: the driver's handshake fails authentication, as with a wrong password.
+    let err = MongoStore::connect(&config).await.unwrap_err();
+
+    assert!(matches!(err, StoreError::Unexpected { .. }), "{err:?}");
+    assert!(err.message().starts_with("MONGODB_URI: "), "{err}");
+    assert!(!err.to_string().contains("wrong-password"), "{err}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
 }

@@ -1,8 +1,9 @@
 //! Arrangements for the update function's handler tests: a Redis per test, the service built from env
-//! pairs, tokens and events from the test kit.
+//! pairs, tokens (HS256, and RSA bound to an issuer and audience) and events from the test kit.
 
 use std::collections::HashMap;
 
+use jsonwebtoken::{Algorithm, EncodingKey};
 use lambda_http::Request;
 use redis::AsyncCommands;
 use scoreboard_shared::config::Env;
@@ -14,6 +15,9 @@ use serde_json::Value;
 use update::UpdateService;
 
 pub const SECRET: &str = "test-secret-that-is-at-least-32-bytes-long";
+/// The issuer and audience public-key configurations are bound to (see [`bound`]).
+pub const ISSUER: &str = "https://id.example.com";
+pub const AUDIENCE: &str = "scoreboard";
 
 pub fn now() -> u64 {
     scoreboard_testkit::token::now_secs()
@@ -22,6 +26,34 @@ pub fn now() -> u64 {
 /// Standard claims for `sub`, valid for an hour.
 pub fn claims(sub: &str) -> Value {
     scoreboard_testkit::token::claims(sub, &format!("Player {sub}"), 3600)
+}
+
+/// [`claims`] with `iss` = [`ISSUER`] and `aud` = [`AUDIENCE`].
+pub fn bound_claims(sub: &str) -> Value {
+    let mut c = claims(sub);
+    c["iss"] = ISSUER.into();
+    c["aud"] = AUDIENCE.into();
+    c
+}
+
+/// A public key source (`JWT_PUBLIC_KEY` or `JWT_JWKS_URL`) with the `JWT_ISSUER`/`JWT_AUDIENCE` it
+/// needs to start.
+pub fn bound<'a>(var: &'a str, value: &'a str) -> Vec<(&'a str, &'a str)> {
+    vec![
+        (var, value),
+        ("JWT_ISSUER", ISSUER),
+        ("JWT_AUDIENCE", AUDIENCE),
+    ]
+}
+
+/// The private RSA key of fixture `name` (`rsa1`, `rsa2`).
+pub fn rsa_key(name: &str) -> EncodingKey {
+    EncodingKey::from_rsa_pem(fixture(&format!("{name}.key.pem")).as_bytes()).unwrap()
+}
+
+/// An RS256 token for `sub` signed by fixture key `key` with header `kid`, bound to the test issuer.
+pub fn rs_token(key: &str, kid: Option<&str>, sub: &str) -> String {
+    sign(Algorithm::RS256, &rsa_key(key), kid, &bound_claims(sub))
 }
 
 pub fn hs_token_with(claims: &Value) -> String {

@@ -1,13 +1,10 @@
 //! The JWT rejection table: every way a token can be wrong gets `401` + `WWW-Authenticate` and enqueues
-//! nothing; key confusion, issuer/audience, PEM keys and JWKS rotation.
+//! nothing; key confusion, issuer/audience, PEM keys and JWKS rotation. (Public-key configurations are
+//! bound to an issuer and audience, as they must be to start; `jwt_binding` tests that rule.)
 //! (Over 400 lines on purpose: the whole rejection table reads as one spec.)
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::Router;
-use axum::routing::get;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, EncodingKey};
@@ -15,6 +12,7 @@ use scoreboard_testkit::RedisServer;
 use serde_json::{Value, json};
 
 use crate::helpers::*;
+use crate::jwks_server::{JwksServer, jwk};
 
 const BODY: &str = r#"{"scoreIncrement":1}"#;
 
@@ -28,10 +26,6 @@ fn unsigned(alg: &str) -> String {
         b64(&json!({"alg": alg, "typ": "JWT"})),
         b64(&claims("eve"))
     )
-}
-
-fn rsa_key(name: &str) -> EncodingKey {
-    EncodingKey::from_rsa_pem(fixture(&format!("{name}.key.pem")).as_bytes()).unwrap()
 }
 
 async fn assert_rejected(h: &UpdateHarness, name: &str, authorization: Option<String>) {
@@ -217,7 +211,7 @@ async fn rsa_public_key_config_refuses_hmac_tokens_signed_with_the_key_text() {
     let redis = RedisServer::start();
     let pem = fixture("rsa1.pub.pem");
     let h = UpdateHarness {
-        service: update_service(&redis, &[("JWT_PUBLIC_KEY", &pem)], &[]),
+        service: update_service(&redis, &bound("JWT_PUBLIC_KEY", &pem), &[]),
         redis,
     };
     // Key confusion: the public key text used as an HMAC secret.
@@ -225,7 +219,7 @@ async fn rsa_public_key_config_refuses_hmac_tokens_signed_with_the_key_text() {
         Algorithm::HS256,
         &EncodingKey::from_secret(pem.as_bytes()).unwrap(),
         None,
-        &claims("eve"),
+        &bound_claims("eve"),
     );
     assert_rejected(
         &h,
@@ -233,7 +227,7 @@ async fn rsa_public_key_config_refuses_hmac_tokens_signed_with_the_key_text() {
         Some(format!("Bearer {confused}")),
     )
     .await;
-    let other_key = sign(Algorithm::RS256, &rsa_key("rsa2"), None, &claims("eve"));
+    let other_key = rs_token("rsa2", None, "eve");
     assert_rejected(
         &h,
         "signed by another rsa key",
@@ -242,7 +236,7 @@ async fn rsa_public_key_config_refuses_hmac_tokens_signed_with_the_key_text() {
     .await;
     assert_eq!(h.stream_len().await, 0);
 
-    let good = sign(Algorithm::RS256, &rsa_key("rsa1"), None, &claims("eve"));
+    let good = rs_token("rsa1", None, "eve");
     assert_eq!(h.send(post_update(&good, BODY)).await.status, 202);
 }
 
@@ -250,13 +244,17 @@ async fn rsa_public_key_config_refuses_hmac_tokens_signed_with_the_key_text() {
 async fn ec_public_key_config_accepts_es256() {
     let redis = RedisServer::start();
     let h = UpdateHarness {
-        service: update_service(&redis, &[("JWT_PUBLIC_KEY", &fixture("ec.pub.pem"))], &[]),
+        service: update_service(
+            &redis,
+            &bound("JWT_PUBLIC_KEY", &fixture("ec.pub.pem")),
+            &[],
+        ),
         redis,
     };
     let key = EncodingKey::from_ec_pem(fixture("ec.key.pem").as_bytes()).unwrap();
     assert_eq!(
         h.send(post_update(
-            &sign(Algorithm::ES256, &key, None, &claims("ec")),
+            &sign(Algorithm::ES256, &key, None, &bound_claims("ec")),
             BODY
         ))
         .await
@@ -267,50 +265,6 @@ async fn ec_public_key_config_accepts_es256() {
     assert_rejected(&h, "hs256 against an ec key", Some(format!("Bearer {hs}"))).await;
 }
 
-/// A local JWKS endpoint whose key set the test can rotate; counts fetches.
-struct JwksServer {
-    keys: Arc<Mutex<Vec<Value>>>,
-    fetches: Arc<AtomicUsize>,
-    url: String,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl JwksServer {
-    async fn start(initial: Vec<Value>) -> Self {
-        let keys = Arc::new(Mutex::new(initial));
-        let fetches = Arc::new(AtomicUsize::new(0));
-        let (k, f) = (keys.clone(), fetches.clone());
-        let app = Router::new().route(
-            "/.well-known/jwks.json",
-            get(move || {
-                let (k, f) = (k.clone(), f.clone());
-                async move {
-                    f.fetch_add(1, Ordering::SeqCst);
-                    axum::Json(json!({"keys": *k.lock().unwrap()}))
-                }
-            }),
-        );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!(
-            "http://{}/.well-known/jwks.json",
-            listener.local_addr().unwrap()
-        );
-        let task = tokio::spawn(async move {
-            axum::serve(listener, app).await.unwrap();
-        });
-        Self {
-            keys,
-            fetches,
-            url,
-            task,
-        }
-    }
-}
-
-fn jwk(name: &str) -> Value {
-    serde_json::from_str(&fixture(&format!("{name}.jwk.json"))).unwrap()
-}
-
 #[tokio::test]
 async fn jwks_keys_rotate_by_kid_with_bounded_refetching_and_survive_an_outage() {
     let jwks = JwksServer::start(vec![jwk("rsa1")]).await;
@@ -318,18 +272,15 @@ async fn jwks_keys_rotate_by_kid_with_bounded_refetching_and_survive_an_outage()
     let h = UpdateHarness {
         service: update_service(
             &redis,
-            &[
-                ("JWT_JWKS_URL", &jwks.url),
-                ("JWT_JWKS_MIN_REFRESH_SECS", "1"),
-            ],
-            &[],
+            &bound("JWT_JWKS_URL", &jwks.url),
+            &[("JWT_JWKS_MIN_REFRESH_SECS", "1")],
         ),
         redis,
     };
-    let token = |kid: &str| sign(Algorithm::RS256, &rsa_key(kid), Some(kid), &claims("kim"));
+    let token = |kid: &str| rs_token(kid, Some(kid), "kim");
 
     assert_eq!(h.send(post_update(&token("rsa1"), BODY)).await.status, 202);
-    assert_eq!(jwks.fetches.load(Ordering::SeqCst), 1);
+    assert_eq!(jwks.fetches(), 1);
 
     // Unknown kid: one refetch, then no more within the interval.
     assert_rejected(&h, "unknown kid", Some(format!("Bearer {}", token("rsa2")))).await;
@@ -339,14 +290,14 @@ async fn jwks_keys_rotate_by_kid_with_bounded_refetching_and_survive_an_outage()
         Some(format!("Bearer {}", token("rsa2"))),
     )
     .await;
-    let after_unknown = jwks.fetches.load(Ordering::SeqCst);
+    let after_unknown = jwks.fetches();
     assert!(
         after_unknown <= 2,
         "at most one refetch per interval, saw {after_unknown} fetches"
     );
 
     // Rotation: the provider publishes rsa2; after the interval the new kid is fetched and accepted.
-    jwks.keys.lock().unwrap().push(jwk("rsa2"));
+    jwks.publish(vec![jwk("rsa1"), jwk("rsa2")]);
     let mut status = 0;
     for _ in 0..40 {
         status = h.send(post_update(&token("rsa2"), BODY)).await.status;
@@ -361,19 +312,13 @@ async fn jwks_keys_rotate_by_kid_with_bounded_refetching_and_survive_an_outage()
     );
 
     // A token without kid cannot pick a key.
-    let no_kid = sign(Algorithm::RS256, &rsa_key("rsa1"), None, &claims("kim"));
+    let no_kid = rs_token("rsa1", None, "kim");
     assert_rejected(&h, "no kid", Some(format!("Bearer {no_kid}"))).await;
 
     // The JWKS server goes down: cached keys keep working.
-    jwks.task.abort();
-    let _ = jwks.task.await;
+    jwks.stop().await;
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    let unknown = sign(
-        Algorithm::RS256,
-        &rsa_key("rsa1"),
-        Some("rsa3"),
-        &claims("kim"),
-    );
+    let unknown = rs_token("rsa1", Some("rsa3"), "kim");
     assert_rejected(
         &h,
         "unknown kid while jwks is down",
@@ -392,15 +337,10 @@ async fn jwks_unreachable_with_no_cached_keys_is_503_not_401() {
         scoreboard_testkit::free_port()
     );
     let h = UpdateHarness {
-        service: update_service(&redis, &[("JWT_JWKS_URL", &dead)], &[]),
+        service: update_service(&redis, &bound("JWT_JWKS_URL", &dead), &[]),
         redis,
     };
-    let token = sign(
-        Algorithm::RS256,
-        &rsa_key("rsa1"),
-        Some("rsa1"),
-        &claims("kim"),
-    );
+    let token = rs_token("rsa1", Some("rsa1"), "kim");
     let answer = h.send(post_update(&token, BODY)).await;
     assert_eq!(answer.status, 503, "{answer:?}");
     assert_eq!(h.stream_len().await, 0);

@@ -2,6 +2,11 @@
 //! `redis-server` from the test kit.
 
 mod helpers;
+mod jwks_outages;
+mod jwks_server;
+mod jwt_binding;
 mod jwt_rejections;
+mod malformed_load;
+mod secrets;
 mod update_handler;
 mod update_limits;

@@ -1,5 +1,5 @@
 //! Building the DynamoDB client from [`DynamoConfig`] (SDK retries off: [`super::RetryPolicy`] is the one
-//! policy) and creating the table when asked.
+//! policy), creating the table when asked, and checking at start-up that the table is usable.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,8 +39,8 @@ impl DynamoStore {
         }
         let sdk_config = loader.load().await;
         if sdk_config.region().is_none() {
-            return Err(StoreError::unavailable(
-                "no AWS region configured: set AWS_REGION".to_owned(),
+            return Err(StoreError::unexpected(
+                "AWS_REGION: no AWS region configured (set AWS_REGION)",
             ));
         }
         let store = Self {
@@ -61,5 +61,34 @@ impl DynamoStore {
     /// When the service cannot be reached or refuses.
     pub async fn ensure_table(&self) -> Result<(), StoreError> {
         table::ensure_table(&self.client, &self.config.table, &self.config.retry).await
+    }
+
+    /// Checks that the table exists and has the key schema the store writes (a string HASH key `pk`),
+    /// with one `DescribeTable`.
+    ///
+    /// # Errors
+    /// [`StoreError::Unexpected`] naming `DYNAMODB_TABLE` (missing table, wrong key schema) or the
+    /// credentials (access denied); [`StoreError::Unavailable`] when the service does not answer.
+    pub async fn check_table(&self) -> Result<(), StoreError> {
+        table::check_table(
+            &self.client,
+            &self.config.table,
+            &self.location(),
+            &self.config.retry,
+        )
+        .await
+    }
+
+    /// The region, and the endpoint when one is configured, for messages.
+    fn location(&self) -> String {
+        let region = self
+            .client
+            .config()
+            .region()
+            .map_or_else(|| "an unknown region".to_owned(), ToString::to_string);
+        match &self.config.endpoint_url {
+            Some(url) => format!("{region} at {url}"),
+            None => region,
+        }
     }
 }

@@ -13,7 +13,9 @@
 //! return no values); up to four transactions of a batch are in flight at once. A cancelled transaction
 //! adds one two-item transaction per event not known to be applied (users in parallel, each user's
 //! events in order). Throttling, conflicts, 5xx and network errors are retried with capped, jittered exponential
-//! backoff ([`RetryPolicy`]); the SDK's own retries are off.
+//! backoff ([`RetryPolicy`]); the SDK's own retries are off. What is left after the attempts is
+//! [`StoreError::Unavailable`]; a missing table, denied access or an invalid request is
+//! [`StoreError::Unexpected`] at once (not transient: the worker stops rather than retry it).
 //!
 //! Markers must outlive any redelivery of their event (claim idle time × max deliveries, plus the
 //! worker's store-outage retries): `DYNAMODB_MARKER_TTL_SECS`, default 7 days. DynamoDB deletes expired
@@ -44,7 +46,7 @@ use tracing::instrument;
 
 pub use self::config::{DEFAULT_MARKER_TTL, DynamoConfig, StaticCredentials};
 pub use self::retry::RetryPolicy;
-use self::retry::describe;
+use self::retry::store_error;
 use self::table::USER_PREFIX;
 use super::{ScoreStore, StoreError, UserDelta, UserTotal};
 
@@ -176,6 +178,6 @@ impl ScoreStore for DynamoStore {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| StoreError::unavailable(format!("DescribeTable: {}", describe(&e))))
+            .map_err(|e| store_error("DescribeTable", e))
     }
 }

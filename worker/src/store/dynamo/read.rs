@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 
-use super::retry::{describe, is_transient};
+use super::retry::{describe, is_transient, store_error};
 use super::table::{NAME, PK, SCORE, USER_ID, USER_PREFIX};
 use super::{DynamoStore, bump};
 use crate::store::{StoreError, UserTotal};
@@ -63,12 +63,7 @@ impl DynamoStore {
                         format!("{} unprocessed keys", pending.len())
                     }
                     Err(e) if is_transient(&e) => describe(&e),
-                    Err(e) => {
-                        return Err(StoreError::unexpected(format!(
-                            "BatchGetItem: {}",
-                            describe(&e)
-                        )));
-                    }
+                    Err(e) => return Err(store_error("BatchGetItem", e)),
                 };
                 if attempt >= self.config.retry.max_attempts {
                     return Err(StoreError::unavailable(format!(
@@ -128,9 +123,7 @@ impl DynamoStore {
                     bump(&self.counters.retries, 1);
                     tokio::time::sleep(policy.delay(attempt)).await;
                 }
-                Err(e) => {
-                    return Err(StoreError::unavailable(format!("Scan: {}", describe(&e))));
-                }
+                Err(e) => return Err(store_error("Scan", e)),
             }
         }
     }

@@ -1,12 +1,18 @@
 //! Retrying DynamoDB calls: which failures are transient (throttling, 5xx, timeouts, connection errors,
-//! transaction conflicts), paced by the shared [`Backoff`] and bounded in attempts.
+//! transaction conflicts), paced by the shared [`Backoff`] and bounded in attempts; and how a failure
+//! becomes a [`StoreError`]: transient ones [`StoreError::Unavailable`], everything else (a missing
+//! table, denied access, bad credentials, an invalid request) [`StoreError::Unexpected`], which the
+//! worker does not retry.
 //!
 //! The SDK's own retries are switched off so this is the one policy (and one attempt budget) in force.
 
 use std::time::Duration;
 
+use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use scoreboard_shared::backoff::Backoff;
+
+use crate::store::StoreError;
 
 /// Service error codes worth another attempt.
 const TRANSIENT_CODES: &[&str] = &[
@@ -19,6 +25,19 @@ const TRANSIENT_CODES: &[&str] = &[
     "TransactionInProgressException",
     "TransactionConflictException",
     "LimitExceededException",
+    "ReplicatedWriteConflictException",
+];
+
+/// Service error codes that no retry can fix, with the setting to look at. Any other code that is
+/// neither listed in [`TRANSIENT_CODES`] nor answered with a 5xx status is not transient either.
+const SETUP_CODES: &[(&str, &str)] = &[
+    ("ResourceNotFoundException", "DYNAMODB_TABLE"),
+    ("AccessDeniedException", "AWS credentials / IAM policy"),
+    ("UnrecognizedClientException", "AWS credentials"),
+    ("InvalidSignatureException", "AWS credentials"),
+    ("MissingAuthenticationTokenException", "AWS credentials"),
+    ("IncompleteSignatureException", "AWS credentials"),
+    ("ExpiredTokenException", "AWS credentials"),
 ];
 
 /// Cancellation reason codes of a `TransactionCanceledException` that do not mean "condition false".
@@ -58,18 +77,58 @@ impl RetryPolicy {
     }
 }
 
-/// Whether an SDK error is worth retrying.
-pub(crate) fn is_transient<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
+/// Whether an SDK error is worth retrying: no answer (timeout, connection failure, an unreadable
+/// response) or a service error that is transient by [`is_transient_service_error`]. A request the SDK
+/// could not even build is not.
+pub(crate) fn is_transient<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> bool {
     match err {
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
             true
         }
-        SdkError::ServiceError(ctx) => ctx
-            .err()
-            .code()
-            .is_some_and(|code| TRANSIENT_CODES.contains(&code)),
+        SdkError::ServiceError(ctx) => {
+            is_transient_service_error(ctx.err().code(), ctx.raw().status().as_u16())
+        }
         _ => false,
     }
+}
+
+/// A service error is transient when its code is a known transient one (throttling, conflicts,
+/// internal errors), or, for a code not known to be permanent, when the status is 5xx.
+pub(crate) fn is_transient_service_error(code: Option<&str>, status: u16) -> bool {
+    match code {
+        Some(code) if TRANSIENT_CODES.contains(&code) => true,
+        Some(code) if SETUP_CODES.iter().any(|(c, _)| *c == code) => false,
+        _ => (500..600).contains(&status),
+    }
+}
+
+/// The setting a permanent service error points at (`ResourceNotFoundException` → `DYNAMODB_TABLE`).
+pub(crate) fn setting_at_fault<E: ProvideErrorMetadata>(
+    err: &SdkError<E, HttpResponse>,
+) -> Option<&'static str> {
+    let code = err.as_service_error()?.code()?;
+    SETUP_CODES
+        .iter()
+        .find(|(c, _)| *c == code)
+        .map(|(_, setting)| *setting)
+}
+
+/// The [`StoreError`] for a failed `operation`: [`StoreError::Unavailable`] when transient (or
+/// `exhausted`: transient but out of attempts), else [`StoreError::Unexpected`], prefixed with the
+/// setting to fix when the service names one.
+pub(crate) fn store_error<E>(operation: &str, err: SdkError<E, HttpResponse>) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let described = format!("{operation}: {}", describe(&err));
+    if is_transient(&err) {
+        return StoreError::unavailable(described).with_source(err);
+    }
+    let message = match setting_at_fault(&err) {
+        Some(setting) => format!("{setting}: {described}"),
+        None => described,
+    };
+    StoreError::unexpected(message).with_source(err)
 }
 
 /// Whether a transaction cancellation reason is transient (conflict, throttling).
@@ -111,6 +170,61 @@ mod tests {
             assert!(policy.delay(9) <= Duration::from_millis(100));
             assert!(policy.delay(9) >= Duration::from_millis(50));
         }
+    }
+
+    #[test]
+    fn missing_tables_denied_access_and_invalid_requests_are_not_transient() {
+        for code in [
+            "ResourceNotFoundException",
+            "AccessDeniedException",
+            "ValidationException",
+            "UnrecognizedClientException",
+            "InvalidSignatureException",
+            "SerializationException",
+        ] {
+            assert!(!is_transient_service_error(Some(code), 400), "{code}");
+        }
+        // A permanent code stays permanent whatever the status says.
+        assert!(!is_transient_service_error(
+            Some("AccessDeniedException"),
+            503
+        ));
+    }
+
+    #[test]
+    fn throttling_internal_errors_and_unknown_5xx_are_transient() {
+        for code in [
+            "ThrottlingException",
+            "ProvisionedThroughputExceededException",
+            "RequestLimitExceeded",
+            "InternalServerError",
+            "ServiceUnavailable",
+            "TransactionConflictException",
+        ] {
+            assert!(is_transient_service_error(Some(code), 400), "{code}");
+        }
+        assert!(is_transient_service_error(None, 500));
+        assert!(is_transient_service_error(Some("SomethingNew"), 503));
+        assert!(!is_transient_service_error(Some("SomethingNew"), 400));
+        assert!(!is_transient_service_error(None, 404));
+    }
+
+    #[test]
+    fn no_answer_is_transient() {
+        use aws_sdk_dynamodb::error::ConnectorError;
+        use aws_sdk_dynamodb::operation::describe_table::DescribeTableError;
+
+        let timeout = SdkError::<DescribeTableError, HttpResponse>::timeout_error("slow");
+        assert!(is_transient(&timeout));
+        assert!(store_error("DescribeTable", timeout).is_transient());
+        let refused = SdkError::<DescribeTableError, HttpResponse>::dispatch_failure(
+            ConnectorError::io("connection refused".into()),
+        );
+        assert!(is_transient(&refused));
+        let unbuildable =
+            SdkError::<DescribeTableError, HttpResponse>::construction_failure("no table name");
+        let error = store_error("DescribeTable", unbuildable);
+        assert!(!error.is_transient(), "{error}");
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! The table layout and its idempotent setup: one table keyed by a string `pk`, holding user items
 //! (`user#<id>`: `userId`, `score`, `name`, `updatedAt`) and event marker items (`event#<id>`: `userId`,
 //! `inc`, `expiresAt`), on-demand billing, TTL on `expiresAt` so markers expire and user items never do.
+//! [`check_table`] is the start-up check of a table the worker did not create: it exists and has that
+//! key schema.
 
 use std::time::{Duration, Instant};
 
@@ -10,7 +12,7 @@ use aws_sdk_dynamodb::types::{
     TimeToLiveSpecification, TimeToLiveStatus,
 };
 
-use super::retry::{RetryPolicy, describe, is_transient};
+use super::retry::{RetryPolicy, is_transient, store_error};
 use crate::store::StoreError;
 
 /// The partition key attribute (string).
@@ -85,12 +87,7 @@ async fn create_if_missing(
             Err(e) if is_transient(&e) && attempt < retry.max_attempts => {
                 tokio::time::sleep(retry.delay(attempt)).await;
             }
-            Err(e) => {
-                return Err(StoreError::unavailable(format!(
-                    "CreateTable: {}",
-                    describe(&e)
-                )));
-            }
+            Err(e) => return Err(store_error("CreateTable", e)),
         }
     }
 }
@@ -109,12 +106,7 @@ async fn wait_active(client: &Client, table: &str, retry: &RetryPolicy) -> Resul
                 tracing::debug!(table, ?status, "waiting for table to become active");
             }
             Err(e) if is_transient(&e) && attempt < retry.max_attempts => {}
-            Err(e) => {
-                return Err(StoreError::unavailable(format!(
-                    "DescribeTable: {}",
-                    describe(&e)
-                )));
-            }
+            Err(e) => return Err(store_error("DescribeTable", e)),
         }
         if Instant::now() >= deadline {
             return Err(StoreError::unavailable(format!(
@@ -162,17 +154,9 @@ async fn enable_ttl(client: &Client, table: &str, retry: &RetryPolicy) -> Result
                     .send()
                     .await
                     .map(|_| ())
-                    .map_err(|e| {
-                        (
-                            is_transient(&e),
-                            format!("UpdateTimeToLive: {}", describe(&e)),
-                        )
-                    })
+                    .map_err(|e| store_error("UpdateTimeToLive", e))
             }
-            Err(e) => Err((
-                is_transient(&e),
-                format!("DescribeTimeToLive: {}", describe(&e)),
-            )),
+            Err(e) => Err(store_error("DescribeTimeToLive", e)),
         };
         match result {
             Ok(()) => {
@@ -180,10 +164,78 @@ async fn enable_ttl(client: &Client, table: &str, retry: &RetryPolicy) -> Result
                 return Ok(());
             }
             // A concurrent setup may have enabled it between our describe and update: look again.
-            Err((transient, _)) if attempt < retry.max_attempts && (transient || attempt == 1) => {
+            Err(e) if attempt < retry.max_attempts && (e.is_transient() || attempt == 1) => {
                 tokio::time::sleep(retry.delay(attempt)).await;
             }
-            Err((_, message)) => return Err(StoreError::unavailable(message)),
+            Err(e) => return Err(e),
         }
     }
+}
+
+/// Checks, with one `DescribeTable` (the only control-plane call the worker's IAM role allows), that
+/// `table` exists and is keyed by a string HASH key `pk` alone. `location` names the region (and
+/// endpoint) for the message.
+///
+/// # Errors
+/// [`StoreError::Unexpected`] naming `DYNAMODB_TABLE` when the table is missing, being deleted or keyed
+/// otherwise, or naming the credentials when access is denied; [`StoreError::Unavailable`] when the
+/// service does not answer.
+pub(crate) async fn check_table(
+    client: &Client,
+    table: &str,
+    location: &str,
+    retry: &RetryPolicy,
+) -> Result<(), StoreError> {
+    let missing = || {
+        format!(
+            "DYNAMODB_TABLE: table {table:?} does not exist in {location} \
+             (set DYNAMODB_ENSURE_TABLE=true to create it)"
+        )
+    };
+    let mut attempt = 0;
+    let described = loop {
+        attempt += 1;
+        match client.describe_table().table_name(table).send().await {
+            Ok(out) => break out,
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_resource_not_found_exception()) =>
+            {
+                return Err(StoreError::unexpected(missing()).with_source(e));
+            }
+            Err(e) if is_transient(&e) && attempt < retry.max_attempts => {
+                tokio::time::sleep(retry.delay(attempt)).await;
+            }
+            Err(e) => return Err(store_error("DescribeTable", e)),
+        }
+    };
+    let Some(description) = described.table() else {
+        return Err(StoreError::unexpected(missing()));
+    };
+    if description.table_status() == Some(&TableStatus::Deleting) {
+        return Err(StoreError::unexpected(format!(
+            "DYNAMODB_TABLE: table {table:?} in {location} is being deleted"
+        )));
+    }
+    let keys: Vec<String> = description
+        .key_schema()
+        .iter()
+        .map(|k| {
+            let kind = description
+                .attribute_definitions()
+                .iter()
+                .find(|a| a.attribute_name() == k.attribute_name())
+                .map_or("?", |a| a.attribute_type().as_str());
+            format!("{} ({}, {kind})", k.attribute_name(), k.key_type().as_str())
+        })
+        .collect();
+    let expected = format!("{PK} (HASH, S)");
+    if keys != [expected.as_str()] {
+        return Err(StoreError::unexpected(format!(
+            "DYNAMODB_TABLE: table {table:?} in {location} has the key schema [{}]; the worker needs \
+             a string HASH key {PK:?} alone (as template.yaml creates it)",
+            keys.join(", ")
+        )));
+    }
+    Ok(())
 }

@@ -9,7 +9,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use futures::stream::{self, StreamExt, TryStreamExt};
 
 use super::plan::{Chunk, Transaction};
-use super::retry::{describe, is_transient, is_transient_cancellation};
+use super::retry::{describe, is_transient, is_transient_cancellation, store_error};
 use super::table::{EVENT_PREFIX, EXPIRES_AT, INCREMENT, NAME, PK, SCORE, UPDATED_AT, USER_ID};
 use super::{DynamoStore, bump, now};
 use crate::store::{StoreError, StoreEvent};
@@ -117,10 +117,7 @@ impl DynamoStore {
                 _ => is_transient(&err),
             };
             if !transient {
-                return Err(StoreError::unexpected(format!(
-                    "TransactWriteItems: {}",
-                    describe(&err)
-                )));
+                return Err(store_error("TransactWriteItems", err));
             }
             if attempt >= policy.max_attempts {
                 return Err(StoreError::unavailable(format!(
