@@ -22,6 +22,7 @@ pub mod config;
 pub mod emf;
 pub mod http_util;
 pub mod logging;
+pub mod partition;
 pub mod problem;
 pub mod redis;
 pub mod request_id;

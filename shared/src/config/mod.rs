@@ -5,11 +5,13 @@
 mod auth;
 mod env;
 mod leaderboard;
+mod partitions;
 mod rate_limit;
 mod redis;
 
 pub use auth::{AuthConfig, JwtKeySource};
 pub use env::{ConfigError, Env};
 pub use leaderboard::LeaderboardConfig;
+pub use partitions::{MAX_PARTITIONS, PartitionsConfig};
 pub use rate_limit::RateLimit;
 pub use redis::RedisConfig;

@@ -1,5 +1,5 @@
-//! Every Redis key of the layout (`docs/design.md` §4). Every key carries the `{sb}` hash tag so one leaderboard's keys
-//! share a cluster slot and scripts may touch them together.
+//! Every Redis key of the layout (`docs/design.md` §4). Partition p's keys carry the hash tag `{sb:p}`
+//! ([`PartitionKeys`]), so one script touches one cluster slot; global keys carry `{sb}`.
 
 /// The stream the update function appends to.
 pub const UPDATES: &str = "{sb}:updates";
@@ -23,6 +23,96 @@ pub const RATE_LIMIT_PREFIX: &str = "{sb}:rl:";
 /// Held (with a TTL) while a rebuild refills the board, so two workers never rebuild at once.
 pub const REBUILD_LOCK: &str = "{sb}:rebuild-lock";
 
+/// The merger lease (`<worker>|<token>|<epoch>`, with a TTL).
+pub const MERGER_LEASE: &str = "{sb}:merger";
+/// Counter `INCR`ed at every merger lease acquisition (the merger's fencing epoch).
+pub const MERGER_EPOCH: &str = "{sb}:merger:epoch";
+/// Sorted set of live workers (member: worker id, score: last heartbeat in ms), for balancing.
+pub const WORKERS: &str = "{sb}:workers";
+
+/// The keys of one partition, all under the hash tag `{sb:p}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionKeys {
+    partition: u16,
+    tag: String,
+}
+
+impl PartitionKeys {
+    pub fn new(partition: u16) -> Self {
+        Self {
+            partition,
+            tag: format!("{{sb:{partition}}}"),
+        }
+    }
+
+    pub fn partition(&self) -> u16 {
+        self.partition
+    }
+
+    fn key(&self, suffix: &str) -> String {
+        format!("{}:{suffix}", self.tag)
+    }
+
+    /// The partition's log of accepted updates (no consumer group).
+    pub fn updates(&self) -> String {
+        self.key("updates")
+    }
+    /// Id of the last committed entry; moved only by the fenced commit.
+    pub fn cursor(&self) -> String {
+        self.key("cursor")
+    }
+    /// The owner's lease: `<worker id>|<token>|<epoch>`, with a TTL.
+    pub fn lease(&self) -> String {
+        self.key("lease")
+    }
+    /// Counter `INCR`ed at every lease acquisition (the fencing epoch).
+    pub fn epoch(&self) -> String {
+        self.key("epoch")
+    }
+    /// Totals of the partition's users.
+    pub fn leaderboard(&self) -> String {
+        self.key("lb")
+    }
+    /// Display names of the partition's users.
+    pub fn names(&self) -> String {
+        self.key("names")
+    }
+    /// The partition's top `LEADERBOARD_SIZE` as JSON, with its version and the highest applied id.
+    pub fn top(&self) -> String {
+        self.key("top")
+    }
+    /// Events that cannot be applied, with reason and error.
+    pub fn dlq(&self) -> String {
+        self.key("dlq")
+    }
+    /// Pub/Sub channel: "this partition's top changed".
+    pub fn changed(&self) -> String {
+        self.key("changed")
+    }
+    /// Scratch keys a rebuild fills before its fenced `RENAME` over the live ones.
+    pub fn rebuild_leaderboard(&self) -> String {
+        self.key("lb:rebuild")
+    }
+    pub fn rebuild_names(&self) -> String {
+        self.key("names:rebuild")
+    }
+    /// Rate-limit state of one user of this partition.
+    pub fn rate_limit(&self, user: &str) -> String {
+        format!("{}:rl:{user}", self.tag)
+    }
+    /// Idempotency record of one user's key (user id percent-encoded as in [`idempotency`]).
+    pub fn idempotency(&self, user: &str, key: &str) -> String {
+        format!("{}:idem:{}:{key}", self.tag, encode_user(user))
+    }
+}
+
+/// The `{sb:p}:changed` channel pattern of every partition (for `PSUBSCRIBE` on standalone Redis).
+pub const CHANGED_PATTERN: &str = "{sb:*}:changed";
+
+fn encode_user(user: &str) -> String {
+    user.replace('%', "%25").replace(':', "%3A")
+}
+
 /// Rate-limit state of one user.
 pub fn rate_limit(user: &str) -> String {
     format!("{RATE_LIMIT_PREFIX}{user}")
@@ -31,8 +121,7 @@ pub fn rate_limit(user: &str) -> String {
 /// Idempotency record of one user's key. `:` and `%` in the user id are percent-encoded so that the first
 /// `:` after the user ends it: user `a:b` with key `c` and user `a` with key `b:c` never share a record.
 pub fn idempotency(user: &str, key: &str) -> String {
-    let user = user.replace('%', "%25").replace(':', "%3A");
-    format!("{{sb}}:idem:{user}:{key}")
+    format!("{{sb}}:idem:{}:{key}", encode_user(user))
 }
 
 #[cfg(test)]
@@ -57,5 +146,29 @@ mod tests {
         ] {
             assert!(key.starts_with("{sb}:"), "{key}");
         }
+    }
+
+    #[test]
+    fn partition_keys_share_the_partition_hash_tag() {
+        let keys = PartitionKeys::new(7);
+        for key in [
+            keys.updates(),
+            keys.cursor(),
+            keys.lease(),
+            keys.epoch(),
+            keys.leaderboard(),
+            keys.names(),
+            keys.top(),
+            keys.dlq(),
+            keys.changed(),
+            keys.rebuild_leaderboard(),
+            keys.rebuild_names(),
+            keys.rate_limit("u"),
+            keys.idempotency("u", "k"),
+        ] {
+            assert!(key.starts_with("{sb:7}:"), "{key}");
+        }
+        assert_eq!(keys.idempotency("a:b", "c"), "{sb:7}:idem:a%3Ab:c");
+        assert_ne!(keys.idempotency("a:b", "c"), keys.idempotency("a", "b:c"));
     }
 }

@@ -10,8 +10,12 @@ mod connect;
 pub mod dynamo;
 pub mod memory;
 pub mod mongo;
+mod watermark;
 
 pub use connect::connect;
+pub use watermark::{
+    PartitionRead, UserRecord, UserWrite, Watermark, WatermarkStore, WriteOutcome,
+};
 
 /// One accepted update as the store sees it: the stream entry id and its increment.
 #[derive(Debug, Clone, PartialEq, Eq)]
