@@ -4,10 +4,10 @@
 
 use std::time::SystemTime;
 
+use axum::body::Body;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, header};
-use axum::response::sse::Sse;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use scoreboard_shared::auth::{AuthError, Principal};
 use scoreboard_shared::{http_util, request_id};
 use serde::Deserialize;
@@ -16,7 +16,7 @@ use crate::last_event_id;
 use crate::lifetime::{Deadline, token_time_left};
 use crate::problem::{OrProblem, Problem};
 use crate::state::AppState;
-use crate::stream::{StreamStart, client_events};
+use crate::stream::{ClientEvents, StreamSlot, StreamStart, body_stream};
 use crate::telemetry;
 
 /// The path of the stream.
@@ -49,7 +49,7 @@ pub async fn events(
         token_left,
         state.config().max_stream,
     );
-    let stream = client_events(StreamStart {
+    let events = ClientEvents::new(StreamStart {
         frames: state.hub().subscribe(),
         ticks: state.heartbeat().subscribe(),
         closing: state.closing(),
@@ -58,9 +58,17 @@ pub async fn events(
         retry: state.config().retry,
         guard,
     });
-    // Heartbeats come from the shared tick (see `stream`), not from a keep-alive timer per response.
-    let mut response = Sse::new(stream).into_response();
+    // Heartbeats come from the shared tick (see `stream`), not from a keep-alive timer per response. The
+    // events wait in a slot: written straight to the socket when the connection was opened for this
+    // request (`direct`), else by hyper as this body.
+    let slot = StreamSlot::new(events);
+    let mut response = Response::new(Body::from_stream(body_stream(slot.clone())));
+    response.extensions_mut().insert(slot);
     let out = response.headers_mut();
+    out.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
     out.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     // Tells nginx-style proxies not to buffer the stream.
     out.insert("x-accel-buffering", HeaderValue::from_static("no"));

@@ -8,14 +8,29 @@ use std::sync::Arc;
 use scoreboard_shared::snapshot::Snapshot;
 use tokio::sync::watch;
 
+use crate::stream::EVENT_NAME;
 use crate::telemetry;
+use crate::wire::Piece;
 
-/// One snapshot, serialised once for every client.
+/// One snapshot, serialised and encoded once for every client.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Frame {
     pub version: u64,
     /// The snapshot JSON as sent in `data:`.
     pub json: String,
+    /// The whole `leaderboard` event, ready to write (every client shares these bytes).
+    pub piece: Piece,
+}
+
+impl Frame {
+    fn new(version: u64, json: String) -> Self {
+        let piece = Piece::event(EVENT_NAME, version, &json);
+        Self {
+            version,
+            json,
+            piece,
+        }
+    }
 }
 
 /// Holds the newest [`Frame`] and hands out receivers.
@@ -35,10 +50,7 @@ impl Hub {
     pub fn new() -> Self {
         let empty = Snapshot::empty();
         let json = serde_json::to_string(&empty).unwrap_or_default();
-        let (tx, _) = watch::channel(Arc::new(Frame {
-            version: empty.version,
-            json,
-        }));
+        let (tx, _) = watch::channel(Arc::new(Frame::new(empty.version, json)));
         Self { tx: Arc::new(tx) }
     }
 
@@ -71,10 +83,7 @@ impl Hub {
         };
         let kept = self.tx.send_if_modified(|held| {
             if snapshot.version > held.version {
-                *held = Arc::new(Frame {
-                    version: snapshot.version,
-                    json,
-                });
+                *held = Arc::new(Frame::new(snapshot.version, json));
                 true
             } else {
                 false

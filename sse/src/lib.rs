@@ -4,6 +4,7 @@
 pub mod config;
 mod demo;
 mod dev;
+mod direct;
 mod events;
 mod heartbeat;
 mod hub;
@@ -16,6 +17,7 @@ mod server;
 mod state;
 mod stream;
 mod telemetry;
+mod wire;
 
 pub use config::SseConfig;
 pub use server::{app, metrics_app, run, run_with_metrics};

@@ -19,7 +19,7 @@ use tower_http::trace::TraceLayer;
 use crate::config::CorsOrigins;
 use crate::events::{EVENTS_PATH, events};
 use crate::state::AppState;
-use crate::{demo, dev, heartbeat, problem, pubsub, telemetry};
+use crate::{demo, dev, direct, heartbeat, problem, pubsub, telemetry};
 
 /// Every public route of the SSE container. Dev routes exist only in dev mode; `/metrics` is not here.
 pub fn app(state: AppState) -> Router {
@@ -94,6 +94,7 @@ async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
 }
 
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    telemetry::refresh();
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.prometheus().render(),
@@ -152,12 +153,11 @@ async fn serve(
         })
     });
     let closer = state.clone();
-    let served = axum::serve(listener, app(state.clone()))
-        .with_graceful_shutdown(async move {
-            shutdown.triggered().await;
-            closer.close();
-        })
-        .await;
+    let served = direct::serve(listener, app(state.clone()), state.closing(), async move {
+        shutdown.triggered().await;
+        closer.close();
+    })
+    .await;
     // However serving ended, everything beside it ends too (closing twice is harmless).
     state.close();
     let _ = subscriber.await;

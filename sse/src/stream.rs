@@ -4,14 +4,18 @@
 //! `exp` or `SSE_MAX_STREAM_SECS`) with a final comment saying why; the deadline is checked on each tick
 //! and before each event, so a stream ends at most one heartbeat interval late and holds no timer.
 //!
-//! The stream holds the client's [`ConnectionGuard`], so its slot is released whenever the stream is dropped.
+//! [`ClientEvents`] yields shared, pre-encoded [`Piece`]s: a snapshot is the hub's bytes for that version,
+//! never a per-client copy. The same state serves both ways a stream is written: straight to the socket
+//! ([`crate::direct`]) or as a hyper response body ([`body_stream`]), whichever takes it from its
+//! [`StreamSlot`] first.
+//!
+//! The events hold the client's [`ConnectionGuard`], so its slot is released whenever they are dropped.
 
-use std::collections::VecDeque;
 use std::convert::Infallible;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use axum::response::sse::Event;
+use bytes::Bytes;
 use futures::Stream;
 use scoreboard_shared::shutdown::Shutdown;
 use tokio::sync::watch;
@@ -21,6 +25,7 @@ use crate::hub::Frame;
 use crate::lifetime::Deadline;
 use crate::limits::ConnectionGuard;
 use crate::telemetry;
+use crate::wire::Piece;
 
 /// The SSE event name of a snapshot.
 pub const EVENT_NAME: &str = "leaderboard";
@@ -30,7 +35,9 @@ pub const HEARTBEAT: &str = "heartbeat";
 /// versions a slow client missed, so they are not counted as skipped.
 const MAX_COUNTED_GAP: u64 = 10_000;
 
-struct ClientState {
+/// One client's stream state: two `watch` receivers, the closing switch, the deadline and the slot.
+#[derive(Debug)]
+pub struct ClientEvents {
     frames: watch::Receiver<Arc<Frame>>,
     ticks: watch::Receiver<u64>,
     /// False once the heartbeat is gone (its sender dropped), so a closed channel is not polled in a loop.
@@ -38,7 +45,8 @@ struct ClientState {
     closing: Shutdown,
     deadline: Deadline,
     last_sent: u64,
-    pending: VecDeque<Event>,
+    /// What to send before waiting, last first (emptied, and its allocation freed, after connect).
+    pending: Vec<Piece>,
     /// Set once the final comment is queued: the stream ends when `pending` is drained.
     finished: bool,
     _guard: ConnectionGuard,
@@ -59,107 +67,145 @@ pub struct StreamStart {
     pub guard: ConnectionGuard,
 }
 
-/// Builds the event stream for one client.
-pub fn client_events(start: StreamStart) -> impl Stream<Item = Result<Event, Infallible>> {
-    let StreamStart {
-        mut frames,
-        ticks,
-        closing,
-        deadline,
-        last_event_id,
-        retry,
-        guard,
-    } = start;
-    let current = frames.borrow_and_update().clone();
-    let mut pending = VecDeque::from([Event::default().retry(retry)]);
-    if last_event_id != Some(current.version) {
-        pending.push_back(frame_event(&current));
-    }
-    let mut state = ClientState {
-        frames,
-        ticks,
-        ticking: true,
-        closing,
-        deadline,
-        last_sent: current.version,
-        pending,
-        finished: false,
-        _guard: guard,
-    };
-    // A token accepted only thanks to the clock-skew leeway has already expired: say so after the snapshot.
-    if let Some(last) = state.end_if_due() {
-        state.pending.push_back(last);
-    }
-    futures::stream::unfold(state, next_event)
-}
-
 enum Wake {
     Frame,
     Tick,
     TicksGone,
 }
 
-impl ClientState {
+impl ClientEvents {
+    /// The stream of one client, starting with the retry hint and (unless it has it) the current snapshot.
+    pub fn new(start: StreamStart) -> Self {
+        let StreamStart {
+            mut frames,
+            ticks,
+            closing,
+            deadline,
+            last_event_id,
+            retry,
+            guard,
+        } = start;
+        let current = frames.borrow_and_update().clone();
+        let mut first = vec![Piece::retry(retry)];
+        if last_event_id != Some(current.version) {
+            first.push(frame_piece(&current));
+        }
+        let mut events = Self {
+            frames,
+            ticks,
+            ticking: true,
+            closing,
+            deadline,
+            last_sent: current.version,
+            pending: Vec::new(),
+            finished: false,
+            _guard: guard,
+        };
+        // A token accepted only thanks to the clock-skew leeway has already expired: say so after the snapshot.
+        if let Some(last) = events.end_if_due() {
+            first.push(last);
+        }
+        first.reverse();
+        events.pending = first;
+        events
+    }
+
+    /// The next piece to write; `None` when the stream is over (closing, or after the final comment).
+    /// Cancel-safe: nothing is consumed across an `.await`.
+    pub async fn next(&mut self) -> Option<Piece> {
+        if let Some(piece) = self.pending.pop() {
+            if self.pending.is_empty() {
+                self.pending = Vec::new();
+            }
+            return Some(piece);
+        }
+        if self.finished {
+            return None;
+        }
+        loop {
+            let wake = tokio::select! {
+                biased;
+                () = self.closing.wait() => return None,
+                changed = self.frames.changed() => match changed {
+                    Ok(()) => Wake::Frame,
+                    Err(_) => return None,
+                },
+                changed = self.ticks.changed(), if self.ticking => match changed {
+                    Ok(()) => Wake::Tick,
+                    Err(_) => Wake::TicksGone,
+                },
+            };
+            if let Some(last) = self.end_if_due() {
+                return Some(last);
+            }
+            match wake {
+                Wake::TicksGone => self.ticking = false,
+                Wake::Tick => return Some(Piece::heartbeat()),
+                Wake::Frame => {
+                    let frame = self.frames.borrow_and_update().clone();
+                    if frame.version <= self.last_sent {
+                        continue;
+                    }
+                    let skipped = frame.version - self.last_sent - 1;
+                    if skipped > 0 && skipped <= MAX_COUNTED_GAP && self.last_sent > 0 {
+                        telemetry::versions_skipped(skipped);
+                    }
+                    self.last_sent = frame.version;
+                    return Some(frame_piece(&frame));
+                }
+            }
+        }
+    }
+
     /// The final comment, once, when the deadline has passed.
-    fn end_if_due(&mut self) -> Option<Event> {
+    fn end_if_due(&mut self) -> Option<Piece> {
         if self.finished || !self.deadline.has_passed(Instant::now()) {
             return None;
         }
         self.finished = true;
         let reason = self.deadline.reason;
         telemetry::stream_closed(reason.label());
-        Some(Event::default().comment(reason.comment()))
+        Some(Piece::comment(reason.comment()))
     }
 }
 
-async fn next_event(mut s: ClientState) -> Option<(Result<Event, Infallible>, ClientState)> {
-    if let Some(event) = s.pending.pop_front() {
-        return Some((Ok(event), s));
+fn frame_piece(frame: &Frame) -> Piece {
+    telemetry::event_sent();
+    frame.piece.clone()
+}
+
+/// Where a stream waits until it is written, one way or the other: the response carries it in its
+/// extensions (for [`crate::direct`]) and in its body ([`body_stream`]); whichever takes it first writes it.
+#[derive(Debug, Clone)]
+pub struct StreamSlot(Arc<Mutex<Option<ClientEvents>>>);
+
+impl StreamSlot {
+    pub fn new(events: ClientEvents) -> Self {
+        Self(Arc::new(Mutex::new(Some(events))))
     }
-    if s.finished {
-        return None;
+
+    /// The events, once.
+    pub fn take(&self) -> Option<ClientEvents> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).take()
     }
-    loop {
-        let wake = tokio::select! {
-            biased;
-            () = s.closing.wait() => return None,
-            changed = s.frames.changed() => match changed {
-                Ok(()) => Wake::Frame,
-                Err(_) => return None,
-            },
-            changed = s.ticks.changed(), if s.ticking => match changed {
-                Ok(()) => Wake::Tick,
-                Err(_) => Wake::TicksGone,
-            },
+}
+
+/// The events of `slot` as a response body (SSE text per item); empty when the slot was already taken.
+pub fn body_stream(slot: StreamSlot) -> impl Stream<Item = Result<Bytes, Infallible>> {
+    futures::stream::unfold((slot, None::<ClientEvents>), |(slot, events)| async move {
+        let mut events = match events {
+            Some(events) => events,
+            None => slot.take()?,
         };
-        if let Some(last) = s.end_if_due() {
-            return Some((Ok(last), s));
-        }
-        match wake {
-            Wake::TicksGone => s.ticking = false,
-            Wake::Tick => return Some((Ok(Event::default().comment(HEARTBEAT)), s)),
-            Wake::Frame => {
-                let frame = s.frames.borrow_and_update().clone();
-                if frame.version <= s.last_sent {
-                    continue;
-                }
-                let skipped = frame.version - s.last_sent - 1;
-                if skipped > 0 && skipped <= MAX_COUNTED_GAP && s.last_sent > 0 {
-                    metrics::counter!(telemetry::VERSIONS_SKIPPED).increment(skipped);
-                }
-                s.last_sent = frame.version;
-                return Some((Ok(frame_event(&frame)), s));
-            }
-        }
-    }
+        let piece = events.next().await?;
+        Some((Ok(piece.sse), (slot, Some(events))))
+    })
 }
 
-fn frame_event(frame: &Frame) -> Event {
-    metrics::counter!(telemetry::EVENTS_SENT).increment(1);
-    Event::default()
-        .event(EVENT_NAME)
-        .id(frame.version.to_string())
-        .data(&frame.json)
+/// Builds the events of one client as an SSE text stream (one message per item).
+#[cfg(test)]
+pub fn client_events(start: StreamStart) -> impl Stream<Item = Result<Bytes, Infallible>> {
+    body_stream(StreamSlot::new(ClientEvents::new(start)))
 }
 
 #[cfg(test)]
@@ -206,16 +252,16 @@ mod tests {
         }
     }
 
-    /// An event's debug text holds its wire bytes (`: heartbeat\n`, `event: leaderboard\n`, …).
+    /// An item's wire text (`: heartbeat\n\n`, `event: leaderboard\n…`).
     async fn next_text(
-        events: &mut (impl Stream<Item = Result<Event, Infallible>> + Unpin),
+        events: &mut (impl Stream<Item = Result<Bytes, Infallible>> + Unpin),
     ) -> String {
         let event = tokio::time::timeout(LIMIT, events.next())
             .await
             .expect("an event within the bound")
             .expect("the stream is still open")
             .unwrap();
-        format!("{event:?}")
+        String::from_utf8(event.to_vec()).unwrap()
     }
 
     fn due_now(reason: EndReason) -> Deadline {
@@ -231,13 +277,14 @@ mod tests {
         hub.offer(&snap(4));
         let (close, closing) = Shutdown::new();
         let mut events = Box::pin(client_events(start(&hub, &closing, None)));
-        let first = events.next().await.unwrap().unwrap();
-        assert!(format!("{first:?}").contains("retry"));
-        let second = events.next().await.unwrap().unwrap();
-        assert!(format!("{second:?}").contains("leaderboard"));
+        assert!(next_text(&mut events).await.starts_with("retry: 2000\n\n"));
+        assert!(
+            next_text(&mut events)
+                .await
+                .starts_with("event: leaderboard\nid: 4\n")
+        );
         hub.offer(&snap(5));
-        let third = events.next().await.unwrap().unwrap();
-        assert!(format!("{third:?}").contains('5'));
+        assert!(next_text(&mut events).await.contains("id: 5\n"));
         close.trigger();
         assert!(events.next().await.is_none(), "stream ends on shutdown");
     }

@@ -1,7 +1,11 @@
 //! Prometheus metrics of the SSE process (one recorder per process) and the request span that records the
 //! path only: the query string may carry `access_token`, so it is never logged.
 
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use axum::extract::Request;
+use metrics::Counter;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tracing::Span;
 
@@ -24,6 +28,19 @@ pub const PUBSUB_SUBSCRIBED: &str = "sse_pubsub_subscribed";
 /// Pings on the Pub/Sub connection that got no pong in time (a half-open link), each followed by a
 /// resubscription.
 pub const PUBSUB_PINGS_MISSED: &str = "sse_pubsub_pings_missed_total";
+
+/// Bytes of events written by streams but not yet taken by their client's socket (a slow reader's backlog;
+/// the bytes themselves are the shared frame, held by reference).
+pub const BYTES_BUFFERED: &str = "sse_bytes_buffered";
+/// Streams waiting for their client's socket to accept more (slow readers right now).
+pub const STREAMS_BLOCKED: &str = "sse_streams_write_blocked";
+/// Resident memory of the process; divided by `sse_connections` it is the cost of one open stream.
+pub const RESIDENT_BYTES: &str = "sse_resident_memory_bytes";
+
+/// Updated on the write path with plain atomics and copied into the gauges at each scrape, so writing an
+/// event touches no metrics registry.
+static BUFFERED: AtomicU64 = AtomicU64::new(0);
+static BLOCKED: AtomicU64 = AtomicU64::new(0);
 
 /// The process-wide Prometheus handle, with this process's metrics described.
 pub fn prometheus() -> PrometheusHandle {
@@ -48,10 +65,71 @@ fn describe() {
         PUBSUB_SUBSCRIBED,
         "1 while the Pub/Sub subscription is live (answering pings), else 0"
     );
+    metrics::describe_gauge!(
+        BYTES_BUFFERED,
+        "bytes of events waiting for slow clients' sockets (shared frames, held by reference)"
+    );
+    metrics::describe_gauge!(
+        STREAMS_BLOCKED,
+        "streams waiting for their client's socket to accept more"
+    );
+    metrics::describe_gauge!(
+        RESIDENT_BYTES,
+        "resident memory of the process (divide by sse_connections for the cost of one stream)"
+    );
     metrics::describe_counter!(
         PUBSUB_PINGS_MISSED,
         "Pub/Sub pings without a pong in time (half-open link), each followed by a resubscription"
     );
+}
+
+/// Copies the write-path figures into their gauges; called before each render of `/metrics`.
+pub fn refresh() {
+    metrics::gauge!(BYTES_BUFFERED).set(BUFFERED.load(Ordering::Relaxed) as f64);
+    metrics::gauge!(STREAMS_BLOCKED).set(BLOCKED.load(Ordering::Relaxed) as f64);
+    if let Some(bytes) = resident_bytes() {
+        metrics::gauge!(RESIDENT_BYTES).set(bytes as f64);
+    }
+}
+
+/// Resident set size from `/proc/self/statm` (Linux; `None` elsewhere).
+fn resident_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
+}
+
+/// A stream now holds `bytes` more (or, negative, fewer) unwritten bytes.
+pub fn buffered(bytes: i64) {
+    if bytes >= 0 {
+        BUFFERED.fetch_add(bytes.unsigned_abs(), Ordering::Relaxed);
+    } else {
+        BUFFERED.fetch_sub(bytes.unsigned_abs(), Ordering::Relaxed);
+    }
+}
+
+/// A stream starts (`true`) or stops (`false`) waiting for its client's socket.
+pub fn write_blocked(blocked: bool) {
+    if blocked {
+        BLOCKED.fetch_add(1, Ordering::Relaxed);
+    } else {
+        BLOCKED.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// One `leaderboard` event written to a client (a cached handle: no registry look-up per event).
+pub fn event_sent() {
+    static SENT: OnceLock<Counter> = OnceLock::new();
+    SENT.get_or_init(|| metrics::counter!(EVENTS_SENT))
+        .increment(1);
+}
+
+/// Versions one client never saw.
+pub fn versions_skipped(versions: u64) {
+    static SKIPPED: OnceLock<Counter> = OnceLock::new();
+    SKIPPED
+        .get_or_init(|| metrics::counter!(VERSIONS_SKIPPED))
+        .increment(versions);
 }
 
 pub fn snapshot_version(version: u64) {

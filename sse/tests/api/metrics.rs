@@ -41,6 +41,9 @@ async fn metrics_are_served_on_the_metrics_listener_only() {
         "sse_events_sent_total",
         "sse_snapshot_version 3",
         "sse_pubsub_subscribed 1",
+        "sse_bytes_buffered 0",
+        "sse_streams_write_blocked 0",
+        "sse_resident_memory_bytes ",
     ] {
         assert!(text.contains(name), "{name} missing from:\n{text}");
     }

@@ -182,3 +182,26 @@ async fn a_client_that_stops_reading_skips_versions_instead_of_queueing_them() {
     let metrics = app.metrics().await;
     assert!(metrics.contains("sse_versions_skipped_total"), "{metrics}");
 }
+
+/// The first request of a connection that opens a stream is written straight to the socket; a stream
+/// opened later on a kept-alive connection goes through hyper. Both carry the same events.
+#[tokio::test]
+async fn a_stream_opened_on_a_reused_connection_is_the_same_stream() {
+    let app = TestApp::spawn(&[], Some(&snapshot(2))).await;
+    let health = app
+        .http
+        .get(format!("{}/healthz", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    health.bytes().await.unwrap(); // back to the pool: the next request reuses the connection
+    let mut client = app.connect(&token("u1")).await;
+    assert_eq!(client.status, 200);
+    assert_eq!(client.headers["content-type"], "text/event-stream");
+    assert_eq!(client.headers["cache-control"], "no-store");
+    assert!(client.next_within(T).await.unwrap().retry.is_some());
+    assert_eq!(client.next_snapshot(T).await.unwrap().version(), Some(2));
+    app.publish(&snapshot(3)).await;
+    assert_eq!(client.next_snapshot(T).await.unwrap().version(), Some(3));
+}
