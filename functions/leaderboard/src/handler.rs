@@ -5,7 +5,7 @@ use lambda_http::{Body, Request, Response};
 use redis::aio::ConnectionManager;
 
 use scoreboard_shared::auth::Authenticator;
-use scoreboard_shared::config::{ConfigError, Env, LeaderboardConfig};
+use scoreboard_shared::config::{ConfigError, Env};
 use scoreboard_shared::emf::{self, Outcome};
 use scoreboard_shared::http_util::{
     authorization, function_clients, json_response, problem_response,
@@ -13,6 +13,7 @@ use scoreboard_shared::http_util::{
 use scoreboard_shared::problem::ApiError;
 use scoreboard_shared::request_id;
 
+use crate::config::Config;
 use crate::read::{read_my_rank, read_snapshot};
 
 /// The board.
@@ -25,7 +26,7 @@ pub const ME_PATH: &str = "/api/v1/scores/me";
 pub struct LeaderboardService {
     auth: Authenticator,
     redis: ConnectionManager,
-    config: LeaderboardConfig,
+    config: Config,
 }
 
 impl LeaderboardService {
@@ -34,11 +35,12 @@ impl LeaderboardService {
     /// # Errors
     /// The first invalid or missing configuration value.
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let config = Config::from_env(env)?;
         let (auth, redis) = function_clients(env)?;
         Ok(Self {
             auth,
             redis,
-            config: LeaderboardConfig::from_env(env)?,
+            config,
         })
     }
 
@@ -75,10 +77,20 @@ impl LeaderboardService {
             .await?;
         let mut conn = self.redis.clone();
         if path == ME_PATH {
-            let mine = read_my_rank(&mut conn, &principal.user_id).await?;
+            let mine = read_my_rank(
+                &mut conn,
+                self.config.partitions.partitioner(),
+                &principal.user_id,
+            )
+            .await?;
             return Ok(json_response(StatusCode::OK, &mine, request_id).map(Body::Text));
         }
-        let snapshot = read_snapshot(&mut conn, self.config.size).await?;
+        let snapshot = read_snapshot(
+            &mut conn,
+            self.config.partitions.partitioner(),
+            self.config.board.size,
+        )
+        .await?;
         let etag = format!("\"{}\"", snapshot.version);
         let mut response = if if_none_match(request.headers(), &etag) {
             let mut not_modified = Response::new(Body::Empty);

@@ -1,4 +1,9 @@
-//! The leaderboard function's handler tests: real function-URL events against a real `redis-server`.
+//! The leaderboard function's handler tests: real function-URL events against a real `redis-server`, with
+//! the partitioned layout seeded as the worker leaves it.
 
+mod board;
+mod config;
 mod helpers;
-mod leaderboard_handler;
+mod me;
+mod rejections;
+mod ties;
