@@ -1,8 +1,8 @@
 //! `GET /leaderboard`: the merger's global snapshot `{sb}:top` in one `GET`; while it is missing (a new
 //! deployment before the first merge, or Redis lost it), the top merged from the partitions in one pass.
 //!
-//! The fallback reads every `{sb:p}:top` concurrently; a partition whose top is missing (not built yet) has
-//! its candidates computed from `{sb:p}:lb` and `{sb:p}:names` by `read.lua`, one script call per such
+//! The fallback reads every `{sb:p}:top` concurrently; a partition whose top is missing (not built yet) or
+//! unreadable has its candidates computed from `{sb:p}:lb` and `{sb:p}:names` by `read.lua`, one script call per such
 //! partition. The candidates are ranked by [`ranks_before`] and cut at `size`. A fallback answer carries the
 //! version of the last published snapshot (`{sb}:version`, 0 before any), as v1's fallback did: the next
 //! snapshot the merger publishes has a higher version, so a client holding the fallback's `ETag` always
@@ -13,6 +13,7 @@ use redis::aio::ConnectionLike;
 use serde::Deserialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
+use tracing::warn;
 
 use scoreboard_shared::partition::Partitioner;
 use scoreboard_shared::redis::keys::{self, PartitionKeys};
@@ -36,7 +37,8 @@ type Row = (String, u64, String);
 /// The current board: `{sb}:top`, or the partitions' tops merged when it is missing.
 ///
 /// # Errors
-/// Redis errors, or a stored top (global or partition) that is not valid JSON.
+/// Redis errors, or a global snapshot that is not valid JSON (a partition top that is not valid JSON is
+/// logged and computed from its set instead).
 pub async fn read_snapshot<C>(
     conn: &mut C,
     partitioner: Partitioner,
@@ -78,8 +80,14 @@ where
             unbuilt.push(p);
             continue;
         };
-        let top: PartitionTop = serde_json::from_str(&json)
-            .map_err(|e| invalid("stored partition top is not valid JSON", e))?;
+        let top: PartitionTop = match serde_json::from_str(&json) {
+            Ok(top) => top,
+            Err(error) => {
+                warn!(partition = p, error = %error, "partition top is not valid JSON; computing it from the set");
+                unbuilt.push(p);
+                continue;
+            }
+        };
         if let Ok(at) = OffsetDateTime::parse(&top.updated_at, &Rfc3339)
             && updated_at.as_ref().is_none_or(|(newest, _)| at > *newest)
         {

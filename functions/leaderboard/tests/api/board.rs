@@ -6,7 +6,7 @@ use redis::AsyncCommands;
 use serde_json::json;
 
 use scoreboard_shared::partition::Partitioner;
-use scoreboard_shared::redis::keys;
+use scoreboard_shared::redis::keys::{self, PartitionKeys};
 use scoreboard_shared::snapshot::{Entry, Snapshot};
 
 use crate::helpers::*;
@@ -208,4 +208,28 @@ async fn a_partition_not_built_yet_is_computed_from_its_set() {
             {"rank":3,"userId":"a","name":"a","score":50},
         ])
     );
+}
+
+#[tokio::test]
+async fn an_unreadable_partition_top_is_computed_from_its_set() {
+    let h = LeaderboardHarness::start(&[("PARTITIONS", "2")]);
+    let mut conn = h.conn().await;
+    let partitioner = Partitioner::new(2);
+    let users = [("ann", 30, Some("Ann")), ("bob", 20, None)];
+    seed_sets(&mut conn, partitioner, &users).await;
+    set_partition_tops(&mut conn, partitioner, partitioner.all(), 10, &users).await;
+    let broken = partitioner.partition_of("ann");
+    let _: () = conn
+        .set(PartitionKeys::new(broken).top(), "{not json")
+        .await
+        .unwrap();
+
+    let answer = h.get(BOARD, Some(&hs_token("v")), &[]).await;
+
+    assert_eq!(answer.status, 200);
+    assert_eq!(
+        ranked_rows(&answer.json),
+        [(1, "ann".into(), 30), (2, "bob".into(), 20)]
+    );
+    assert_eq!(answer.json["entries"][0]["name"], "Ann");
 }
