@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::dynamo::DynamoStore;
 use super::mongo::MongoStore;
-use super::{ScoreStore, StoreError};
+use super::{ScoreStore, StoreError, WatermarkStore};
 use crate::config::StoreConfig;
 
 /// Connects to the configured store and checks it is usable (creating what it needs, e.g. indexes).
@@ -16,6 +16,23 @@ use crate::config::StoreConfig;
 /// [`StoreError::Unexpected`] when it refuses or is set up wrong, with a message that starts with the
 /// variable to fix (`MONGODB_URI: …`, `DYNAMODB_TABLE: …`).
 pub async fn connect(config: &StoreConfig) -> Result<Arc<dyn ScoreStore>, StoreError> {
+    Ok(match config {
+        StoreConfig::MongoDb(mongo) => Arc::new(MongoStore::connect(mongo).await?),
+        StoreConfig::DynamoDb(dynamo) => {
+            let store = DynamoStore::connect(dynamo.clone()).await?;
+            store.check_table().await?;
+            Arc::new(store)
+        }
+    })
+}
+
+/// [`connect`] for the v2 port ([`WatermarkStore`]): the same checks, plus MongoDB's index on `p`.
+///
+/// # Errors
+/// As [`connect`].
+pub async fn connect_watermark(
+    config: &StoreConfig,
+) -> Result<Arc<dyn WatermarkStore>, StoreError> {
     Ok(match config {
         StoreConfig::MongoDb(mongo) => Arc::new(MongoStore::connect(mongo).await?),
         StoreConfig::DynamoDb(dynamo) => {

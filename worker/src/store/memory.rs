@@ -1,7 +1,9 @@
-//! An in-memory [`ScoreStore`] for unit tests of worker logic (batching, dead letters, shutdown grace):
-//! the same contract as the real adapters (each event id counts once, absolute totals returned), plus
-//! switches that make the next calls fail the way a store outage (transient) or a refusal (not
-//! transient, e.g. a deleted table) does.
+//! An in-memory score store for unit tests of worker logic (batching, dead letters, shutdown grace): the
+//! same contracts as the real adapters — v1 [`ScoreStore`] (each event id counts once, absolute totals
+//! returned) and v2 [`WatermarkStore`](super::WatermarkStore) (a compare-and-set on each user's `wm`, in
+//! `memory/watermark.rs`), each with its own records — plus switches that make the next calls fail the
+//! way a store outage (transient) or a refusal (not transient, e.g. a deleted table) does, and a switch
+//! that makes one user's writes refused (a poisoned record).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
@@ -9,9 +11,11 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use futures::stream::{self, BoxStream, StreamExt};
 
-use super::{ScoreStore, StoreError, UserDelta, UserTotal};
+use super::{ScoreStore, StoreError, UserDelta, UserTotal, Watermark};
 
-/// Totals, names and applied event ids, behind one lock.
+mod watermark;
+
+/// Totals, names and applied event ids (v1), watermarked records (v2), behind one lock.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     state: Mutex<State>,
@@ -19,14 +23,31 @@ pub struct MemoryStore {
 
 #[derive(Debug, Default)]
 struct State {
+    /// v1 records.
     users: HashMap<String, UserTotal>,
+    /// v1 applied event ids.
     applied: HashSet<String>,
-    /// Calls of `apply_batch` still to fail.
+    /// v2 records.
+    records: HashMap<String, Record>,
+    /// v2 high-water marks per partition.
+    hw: HashMap<u16, Watermark>,
+    /// Users whose v2 writes are refused.
+    poisoned: HashSet<String>,
+    /// Calls still to fail.
     failures_left: u32,
     /// Whether those failures are [`StoreError::Unexpected`] rather than [`StoreError::Unavailable`].
     refusing: bool,
-    /// `apply_batch` calls made, failed ones included.
+    /// Data calls made, failed ones included.
     calls: u32,
+}
+
+/// One user's v2 record.
+#[derive(Debug, Clone)]
+struct Record {
+    score: u64,
+    name: Option<String>,
+    wm: Option<Watermark>,
+    partition: u16,
 }
 
 impl MemoryStore {
@@ -34,8 +55,8 @@ impl MemoryStore {
         Self::default()
     }
 
-    /// Makes the next `count` calls of [`ScoreStore::apply_batch`] and [`ScoreStore::ping`] fail as
-    /// unavailable, changing nothing.
+    /// Makes the next `count` calls (any of `apply_batch`, `all_totals`, `read`, `write`,
+    /// `partition_totals`, `migrate`, `ping`) fail as unavailable, changing nothing.
     pub fn fail_next(&self, count: u32) {
         let mut state = self.lock();
         state.failures_left = count;
@@ -50,14 +71,37 @@ impl MemoryStore {
         state.refusing = true;
     }
 
-    /// `apply_batch` calls made so far, failed ones included.
+    /// Data calls made so far (`apply_batch`, `read`, `write`, `partition_totals`, `migrate`; not
+    /// `ping` or `all_totals`), failed ones included.
     pub fn calls(&self) -> u32 {
         self.lock().calls
     }
 
-    /// One user's total, if the user has one.
+    /// Makes every v2 write of `user_id` come back as [`WriteOutcome::Refused`](super::WriteOutcome)
+    /// (not transient) until [`Self::heal_user`], as a record the store cannot add to would; the other
+    /// users of the same write are unaffected.
+    pub fn poison_user(&self, user_id: &str) {
+        self.lock().poisoned.insert(user_id.to_owned());
+    }
+
+    /// Undoes [`Self::poison_user`].
+    pub fn heal_user(&self, user_id: &str) {
+        self.lock().poisoned.remove(user_id);
+    }
+
+    /// One user's v1 total, if the user has one.
     pub fn total(&self, user_id: &str) -> Option<u64> {
         self.lock().users.get(user_id).map(|t| t.score)
+    }
+
+    /// One user's v2 score, if the user has a record.
+    pub fn score(&self, user_id: &str) -> Option<u64> {
+        self.lock().records.get(user_id).map(|r| r.score)
+    }
+
+    /// One user's v2 watermark, if the user has a record with one.
+    pub fn watermark(&self, user_id: &str) -> Option<Watermark> {
+        self.lock().records.get(user_id).and_then(|r| r.wm)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -79,14 +123,19 @@ impl State {
         }
         Ok(())
     }
+
+    /// Counts a data call and takes an injected failure, if one is due.
+    fn begin_call(&mut self) -> Result<(), StoreError> {
+        self.calls += 1;
+        self.take_failure()
+    }
 }
 
 #[async_trait]
 impl ScoreStore for MemoryStore {
     async fn apply_batch(&self, batch: &[UserDelta]) -> Result<Vec<UserTotal>, StoreError> {
         let mut state = self.lock();
-        state.calls += 1;
-        state.take_failure()?;
+        state.begin_call()?;
         let mut totals = Vec::with_capacity(batch.len());
         for delta in batch {
             let fresh: u64 = delta

@@ -12,7 +12,7 @@ pub mod memory;
 pub mod mongo;
 mod watermark;
 
-pub use connect::connect;
+pub use connect::{connect, connect_watermark};
 pub use watermark::{
     PartitionRead, UserRecord, UserWrite, Watermark, WatermarkStore, WriteOutcome,
 };

@@ -23,7 +23,10 @@ use secrecy::ExposeSecret;
 use super::{ScoreStore, StoreError, UserDelta, UserTotal};
 use crate::config::MongoConfig;
 
+mod bulk;
 mod errors;
+mod migrate;
+mod watermark;
 
 pub use self::errors::is_transient;
 use self::errors::{TRANSIENT_CODES, store_error};
@@ -32,6 +35,8 @@ use self::errors::{TRANSIENT_CODES, store_error};
 const DUPLICATE_KEY: i32 = 11000;
 /// Name of the index on `score` (descending) used to read the top of the board from the store.
 const SCORE_INDEX: &str = "score_desc";
+/// Name of the index on `p` (v2: a partition's users, for rebuilds).
+const PARTITION_INDEX: &str = "partition";
 
 /// A connected MongoDB score store.
 #[derive(Debug, Clone)]
@@ -86,15 +91,28 @@ impl MongoStore {
     }
 
     async fn ensure_indexes(&self) -> Result<(), StoreError> {
-        let index = IndexModel::builder()
-            .keys(doc! {"score": -1})
-            .options(IndexOptions::builder().name(SCORE_INDEX.to_owned()).build())
-            .build();
+        let index = |keys, name: &str| {
+            IndexModel::builder()
+                .keys(keys)
+                .options(IndexOptions::builder().name(name.to_owned()).build())
+                .build()
+        };
         self.collection
-            .create_index(index)
+            .create_indexes([
+                index(doc! {"score": -1}, SCORE_INDEX),
+                index(doc! {"p": 1}, PARTITION_INDEX),
+            ])
             .await
             .map_err(store_error)?;
         Ok(())
+    }
+
+    async fn ping_server(&self) -> Result<(), StoreError> {
+        self.db
+            .run_command(doc! {"ping": 1})
+            .await
+            .map(|_| ())
+            .map_err(store_error)
     }
 
     /// The `n` highest totals, best first (ties by user id ascending), read from the store.
@@ -236,9 +254,10 @@ impl ScoreStore for MongoStore {
     }
 
     fn all_totals(&self) -> BoxStream<'_, Result<UserTotal, StoreError>> {
+        // v2 `hw` documents share the collection and are not users.
         let find = self
             .collection
-            .find(doc! {})
+            .find(doc! {"hw": {"$exists": false}})
             .projection(doc! {"score": 1, "name": 1});
         futures::stream::once(async move { find.await.map_err(store_error) })
             .map_ok(|cursor| cursor.map_err(store_error))
@@ -248,11 +267,7 @@ impl ScoreStore for MongoStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        self.db
-            .run_command(doc! {"ping": 1})
-            .await
-            .map(|_| ())
-            .map_err(store_error)
+        self.ping_server().await
     }
 }
 

@@ -80,6 +80,11 @@ pub struct PartitionRead {
 pub struct UserWrite {
     pub user_id: String,
     pub expected_wm: Option<Watermark>,
+    /// The score [`WatermarkStore::read`] returned with `expected_wm` (0 for an absent user). Every write
+    /// that changes a score also changes `wm`, so a hit on `expected_wm` proves the score is still this
+    /// one: an adapter whose write cannot return the new total in the same round trip (MongoDB's bulk
+    /// `update`) answers `expected_score + increment`.
+    pub expected_score: u64,
     pub increment: u64,
     pub display_name: Option<String>,
     pub new_wm: Watermark,

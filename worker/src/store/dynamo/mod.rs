@@ -25,15 +25,17 @@
 //! (the batch write path), [`read`] (totals and the scan), [`plan`] (packing a batch into transactions),
 //! [`retry`] (which failures are transient), [`table`] (item layout and table creation).
 
+mod cas;
 mod config;
 mod connect;
+mod migrate;
 mod plan;
 mod read;
 mod retry;
 mod table;
+mod watermark;
 mod write;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -152,23 +154,7 @@ impl ScoreStore for DynamoStore {
     }
 
     fn all_totals(&self) -> BoxStream<'_, Result<UserTotal, StoreError>> {
-        enum Page {
-            First,
-            After(HashMap<String, AttributeValue>),
-            Done,
-        }
-        stream::try_unfold(Page::First, move |page| async move {
-            let start = match page {
-                Page::Done => return Ok(None),
-                Page::First => None,
-                Page::After(key) => Some(key),
-            };
-            let (totals, next) = self.scan_page(start).await?;
-            let next = next.map_or(Page::Done, Page::After);
-            Ok(Some((stream::iter(totals.into_iter().map(Ok)), next)))
-        })
-        .try_flatten()
-        .boxed()
+        self.scan_totals(read::ScanFilter::Users)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

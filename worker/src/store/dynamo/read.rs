@@ -1,38 +1,69 @@
-//! The read path: strongly consistent totals of a batch's users (`BatchGetItem`, unprocessed keys
-//! retried) and the paged scan of every user item for rebuilds.
+//! The read path: strongly consistent `BatchGetItem`s (chunks of 100 keys, unprocessed keys retried) for
+//! a batch's users, and paged, strongly consistent scans of user items (every user for v1 rebuilds, one
+//! partition's users for v2).
 
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
+use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 
 use super::retry::{describe, is_transient, store_error};
-use super::table::{NAME, PK, SCORE, USER_ID, USER_PREFIX};
+use super::table::{NAME, PARTITION, PK, SCORE, USER_ID, USER_PREFIX};
 use super::{DynamoStore, bump};
 use crate::store::{StoreError, UserTotal};
 
 /// Keys the service accepts in one `BatchGetItem`.
 const MAX_BATCH_GET_KEYS: usize = 100;
 
+/// An item as the SDK returns it.
+pub(super) type Item = HashMap<String, AttributeValue>;
+
+/// What to read: a projection and the names (`#x` → attribute) it and the filter use.
+#[derive(Debug, Clone)]
+pub(super) struct Projection {
+    pub expression: &'static str,
+    pub names: &'static [(&'static str, &'static str)],
+}
+
+/// The attributes of a [`UserTotal`].
+pub(super) const TOTALS: Projection = Projection {
+    expression: "#uid, #score, #name",
+    names: &[("#uid", USER_ID), ("#score", SCORE), ("#name", NAME)],
+};
+
+/// Which items a scan keeps.
+#[derive(Debug, Clone)]
+pub(super) enum ScanFilter {
+    /// Every item.
+    All,
+    /// User items (v1 rebuilds).
+    Users,
+    /// The user items of one partition (v2 rebuilds).
+    Partition(u16),
+}
+
 impl DynamoStore {
-    /// Strongly consistent totals of `users`, in that order.
-    pub(super) async fn read_totals(&self, users: &[&str]) -> Result<Vec<UserTotal>, StoreError> {
-        let mut found: HashMap<String, UserTotal> = HashMap::with_capacity(users.len());
-        for keys in users.chunks(MAX_BATCH_GET_KEYS) {
-            let mut pending: Vec<HashMap<String, AttributeValue>> = keys
-                .iter()
-                .map(|u| HashMap::from([(PK.to_owned(), Self::user_key(u))]))
-                .collect();
+    /// Strongly consistent reads of `keys` (distinct), in any order; absent items are left out.
+    pub(super) async fn batch_get(
+        &self,
+        keys: Vec<Item>,
+        projection: &Projection,
+    ) -> Result<Vec<Item>, StoreError> {
+        let mut found = Vec::with_capacity(keys.len());
+        for chunk in keys.chunks(MAX_BATCH_GET_KEYS) {
+            let mut pending: Vec<Item> = chunk.to_vec();
             let mut attempt = 0;
             while !pending.is_empty() {
                 attempt += 1;
                 bump(&self.counters.batch_gets, 1);
-                let request = KeysAndAttributes::builder()
+                let mut request = KeysAndAttributes::builder()
                     .set_keys(Some(pending.clone()))
                     .consistent_read(true)
-                    .projection_expression("#uid, #score, #name")
-                    .expression_attribute_names("#uid", USER_ID)
-                    .expression_attribute_names("#score", SCORE)
-                    .expression_attribute_names("#name", NAME)
+                    .projection_expression(projection.expression);
+                for (alias, name) in projection.names {
+                    request = request.expression_attribute_names(*alias, *name);
+                }
+                let request = request
                     .build()
                     .map_err(|e| StoreError::unexpected(e.to_string()).with_source(e))?;
                 let result = self
@@ -43,15 +74,13 @@ impl DynamoStore {
                     .await;
                 let retry_reason = match result {
                     Ok(out) => {
-                        for item in out
-                            .responses()
-                            .and_then(|r| r.get(&self.config.table))
-                            .into_iter()
-                            .flatten()
-                        {
-                            let total = parse_total(item)?;
-                            found.insert(total.user_id.clone(), total);
-                        }
+                        found.extend(
+                            out.responses()
+                                .and_then(|r| r.get(&self.config.table))
+                                .into_iter()
+                                .flatten()
+                                .cloned(),
+                        );
                         pending = out
                             .unprocessed_keys()
                             .and_then(|u| u.get(&self.config.table))
@@ -74,6 +103,20 @@ impl DynamoStore {
                 tokio::time::sleep(self.config.retry.delay(attempt)).await;
             }
         }
+        Ok(found)
+    }
+
+    /// Strongly consistent totals of `users`, in that order.
+    pub(super) async fn read_totals(&self, users: &[&str]) -> Result<Vec<UserTotal>, StoreError> {
+        let keys = users
+            .iter()
+            .map(|u| HashMap::from([(PK.to_owned(), Self::user_key(u))]))
+            .collect();
+        let mut found: HashMap<String, UserTotal> = HashMap::with_capacity(users.len());
+        for item in self.batch_get(keys, &TOTALS).await? {
+            let total = parse_total(&item)?;
+            found.insert(total.user_id.clone(), total);
+        }
         users
             .iter()
             .map(|u| {
@@ -84,40 +127,46 @@ impl DynamoStore {
             .collect()
     }
 
-    /// One page of the user items from `start`; returns the totals and where to continue.
+    /// One page of the items `filter` keeps, from `start`; returns them and where to continue.
     pub(super) async fn scan_page(
         &self,
-        start: Option<HashMap<String, AttributeValue>>,
-    ) -> Result<(Vec<UserTotal>, Option<HashMap<String, AttributeValue>>), StoreError> {
+        start: Option<Item>,
+        filter: &ScanFilter,
+        projection: &Projection,
+    ) -> Result<(Vec<Item>, Option<Item>), StoreError> {
         let policy = &self.config.retry;
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let result = self
+            let mut request = self
                 .client
                 .scan()
                 .table_name(&self.config.table)
                 .consistent_read(true)
                 .limit(self.config.scan_page_size)
                 .set_exclusive_start_key(start.clone())
-                .filter_expression("begins_with(#pk, :users)")
-                .projection_expression("#uid, #score, #name")
-                .expression_attribute_names("#pk", PK)
-                .expression_attribute_names("#uid", USER_ID)
-                .expression_attribute_names("#score", SCORE)
-                .expression_attribute_names("#name", NAME)
-                .expression_attribute_values(":users", AttributeValue::S(USER_PREFIX.to_owned()))
-                .send()
-                .await;
-            match result {
+                .projection_expression(projection.expression);
+            for (alias, name) in projection.names {
+                request = request.expression_attribute_names(*alias, *name);
+            }
+            request = match filter {
+                ScanFilter::All => request,
+                ScanFilter::Users => request
+                    .filter_expression("begins_with(#pk, :users)")
+                    .expression_attribute_names("#pk", PK)
+                    .expression_attribute_values(
+                        ":users",
+                        AttributeValue::S(USER_PREFIX.to_owned()),
+                    ),
+                ScanFilter::Partition(p) => request
+                    .filter_expression("#p = :p")
+                    .expression_attribute_names("#p", PARTITION)
+                    .expression_attribute_values(":p", AttributeValue::N(p.to_string())),
+            };
+            match request.send().await {
                 Ok(out) => {
-                    let totals = out
-                        .items()
-                        .iter()
-                        .map(parse_total)
-                        .collect::<Result<_, _>>()?;
                     let next = out.last_evaluated_key().filter(|k| !k.is_empty()).cloned();
-                    return Ok((totals, next));
+                    return Ok((out.items().to_vec(), next));
                 }
                 Err(e) if is_transient(&e) && attempt < policy.max_attempts => {
                     bump(&self.counters.retries, 1);
@@ -127,9 +176,47 @@ impl DynamoStore {
             }
         }
     }
+
+    /// Every item `filter` keeps, page by page.
+    pub(super) fn scan(
+        &self,
+        filter: ScanFilter,
+        projection: Projection,
+    ) -> BoxStream<'_, Result<Item, StoreError>> {
+        enum Page {
+            First,
+            After(Item),
+            Done,
+        }
+        stream::try_unfold(Page::First, move |page| {
+            let (filter, projection) = (filter.clone(), projection.clone());
+            async move {
+                let start = match page {
+                    Page::Done => return Ok(None),
+                    Page::First => None,
+                    Page::After(key) => Some(key),
+                };
+                let (items, next) = self.scan_page(start, &filter, &projection).await?;
+                let next = next.map_or(Page::Done, Page::After);
+                Ok(Some((stream::iter(items.into_iter().map(Ok)), next)))
+            }
+        })
+        .try_flatten()
+        .boxed()
+    }
+
+    /// The totals of the user items `filter` keeps.
+    pub(super) fn scan_totals(
+        &self,
+        filter: ScanFilter,
+    ) -> BoxStream<'_, Result<UserTotal, StoreError>> {
+        self.scan(filter, TOTALS)
+            .and_then(|item| async move { parse_total(&item) })
+            .boxed()
+    }
 }
 
-fn parse_total(item: &HashMap<String, AttributeValue>) -> Result<UserTotal, StoreError> {
+pub(super) fn parse_total(item: &Item) -> Result<UserTotal, StoreError> {
     let user_id = match item.get(USER_ID) {
         Some(AttributeValue::S(s)) => s.clone(),
         other => {

@@ -6,6 +6,7 @@
 //!
 //! The SDK's own retries are switched off so this is the one policy (and one attempt budget) in force.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use aws_sdk_dynamodb::config::http::HttpResponse;
@@ -129,6 +130,42 @@ where
         None => described,
     };
     StoreError::unexpected(message).with_source(err)
+}
+
+/// Calls `call` until it succeeds or fails with an error that is not transient (returned as `Ok(Err(_))`
+/// for the caller to classify, e.g. a failed condition), retrying transient failures with `policy`'s
+/// backoff and counting each retry in `retries`.
+///
+/// # Errors
+/// [`StoreError::Unavailable`] when the attempts run out on transient failures.
+pub(crate) async fn retrying<T, E, F, Fut>(
+    policy: &RetryPolicy,
+    retries: &AtomicU64,
+    operation: &str,
+    mut call: F,
+) -> Result<Result<T, SdkError<E, HttpResponse>>, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match call().await {
+            Ok(value) => return Ok(Ok(value)),
+            Err(e) if is_transient(&e) => {
+                if attempt >= policy.max_attempts {
+                    let message = format!("{operation} failed {attempt} times: {}", describe(&e));
+                    return Err(StoreError::unavailable(message).with_source(e));
+                }
+                tracing::debug!(attempt, operation, error = %describe(&e), "retrying");
+                retries.fetch_add(1, Ordering::Relaxed);
+                tokio::time::sleep(policy.delay(attempt)).await;
+            }
+            Err(e) => return Ok(Err(e)),
+        }
+    }
 }
 
 /// Whether a transaction cancellation reason is transient (conflict, throttling).

@@ -1,6 +1,7 @@
 //! The table layout and its idempotent setup: one table keyed by a string `pk`, holding user items
-//! (`user#<id>`: `userId`, `score`, `name`, `updatedAt`) and event marker items (`event#<id>`: `userId`,
-//! `inc`, `expiresAt`), on-demand billing, TTL on `expiresAt` so markers expire and user items never do.
+//! (`user#<id>`: `userId`, `score`, `name`, `updatedAt`, and in v2 `wm` and `p`), v2 high-water mark
+//! items (`hw#<p>`: `hw`) and v1 event marker items (`event#<id>`: `userId`, `inc`, `expiresAt`),
+//! on-demand billing, TTL on `expiresAt` so markers expire and user items never do.
 //! [`check_table`] is the start-up check of a table the worker did not create: it exists and has that
 //! key schema.
 
@@ -28,6 +29,14 @@ pub(crate) const UPDATED_AT: &str = "updatedAt";
 pub(crate) const INCREMENT: &str = "inc";
 /// The TTL attribute (epoch seconds), set on marker items only.
 pub(crate) const EXPIRES_AT: &str = "expiresAt";
+/// v2: the watermark of the user's last applied event (`<gen>-<ms>-<seq>`, string).
+pub(crate) const WM: &str = "wm";
+/// v2: the user's partition (number).
+pub(crate) const PARTITION: &str = "p";
+/// v2: prefix of a partition's high-water mark item key (`hw#<p>`), which no user key can have.
+pub(crate) const HW_PREFIX: &str = "hw#";
+/// v2: the high-water mark attribute of an `hw#<p>` item (string, like `wm`).
+pub(crate) const HW: &str = "hw";
 
 /// How long `ensure_table` waits for a new table to become `ACTIVE`.
 const ACTIVE_TIMEOUT: Duration = Duration::from_secs(120);
