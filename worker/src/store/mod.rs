@@ -1,5 +1,7 @@
-//! The score store port: the system of record for totals. Adapters (MongoDB, DynamoDB) apply a batch of
-//! per-user deltas exactly once per event id and report each touched user's new absolute total.
+//! The score store ports: the system of record for totals. v1 ([`ScoreStore`]): adapters (MongoDB,
+//! DynamoDB, memory) apply a batch of per-user deltas exactly once per event id and report each touched
+//! user's new absolute total. v2 ([`WatermarkStore`], `watermark.rs`): a compare-and-set on each user's
+//! watermark, per partition; the same adapters implement both until the worker switches over.
 
 use std::fmt::Debug;
 

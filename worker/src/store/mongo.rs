@@ -1,4 +1,8 @@
-//! The MongoDB adapter of [`ScoreStore`]: one document per user `{_id, score, name, applied, updatedAt}`.
+//! The MongoDB adapter of [`ScoreStore`] (v1, below) and of the v2
+//! [`WatermarkStore`](super::WatermarkStore) (`mongo/watermark.rs`: per-user `wm` compare-and-set in one
+//! unordered bulk `update`, the partition's `hw` document; `mongo/migrate.rs`: v1 documents to v2).
+//!
+//! v1: one document per user `{_id, score, name, applied, updatedAt}`.
 //!
 //! Invariant: an event id counts at most once. Each user's update filters `applied: {$nin: ids}` and does
 //! `$inc` plus `$push {$each: ids, $slice: -K}` in one single-document (atomic) update, so either all of a

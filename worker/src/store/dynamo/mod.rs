@@ -1,6 +1,6 @@
 //! The DynamoDB adapter of the score store (`STORE=dynamodb`, official `aws-sdk-dynamodb`).
 //!
-//! Exactly once per event id: every event is a marker item `event#<id>` put with
+//! v1: exactly once per event id: every event is a marker item `event#<id>` put with
 //! `attribute_not_exists(pk)` (and a TTL) in the same `TransactWriteItems` as the `ADD score` on the user
 //! item, so an event's marker exists if and only if its increment was applied. A batch is packed into
 //! transactions of at most 100 items ([`plan`]). A transaction cancelled because a marker exists (a
@@ -21,8 +21,14 @@
 //! worker's store-outage retries): `DYNAMODB_MARKER_TTL_SECS`, default 7 days. DynamoDB deletes expired
 //! items lazily (typically within days), so a marker lives at least that long.
 //!
+//! v2 ([`WatermarkStore`](crate::store::WatermarkStore), [`watermark`]): no markers, no transactions, no
+//! TTL: one conditional `UpdateItem` per user on its `wm` ([`cas`]), strongly consistent
+//! `BatchGetItem`s for the batch's reads, an `hw#<p>` item per partition, and [`migrate`] from v1 (sets
+//! `p`, deletes the markers).
+//!
 //! Files by concern: [`config`] (settings, one type), [`connect`] (client and table setup), [`write`]
-//! (the batch write path), [`read`] (totals and the scan), [`plan`] (packing a batch into transactions),
+//! (the v1 batch write path), [`cas`] (the v2 write path), [`read`] (batch gets and scans),
+//! [`watermark`] (the v2 port), [`migrate`] (v1 to v2), [`plan`] (packing a batch into transactions),
 //! [`retry`] (which failures are transient), [`table`] (item layout and table creation).
 
 mod cas;
