@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 export PATH := $(CURDIR)/.tools/venv/bin:$(PATH)
 
-.PHONY: setup lint lint-template lint-ops test dev bench release bench-coldstart
+.PHONY: setup lint lint-template lint-ops test dev bench release bench-coldstart bench-peers
 
 setup:
 	@scripts/setup.sh
@@ -33,6 +33,10 @@ dev: setup
 
 bench: setup
 	cargo run --profile bench-release -p scoreboard-bench -- all
+
+# The peers `bench -- sse` compares the SSE server with (Debian nginx + libnginx-mod-nchan); not in `setup`.
+bench-peers:
+	@scripts/bench-peers.sh
 
 # The Lambda deploy artifacts: target/lambda/{update,leaderboard}/bootstrap for arm64 (cargo-lambda + zig).
 # Only the two function packages, so the containers' store adapters are not compiled into them.

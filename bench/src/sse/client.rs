@@ -1,10 +1,13 @@
-//! A lightweight SSE client on a raw TCP socket: sends the request, then reports each event's `id:` (and,
-//! when asked, its `data:`) with the time it arrived. Small buffers, so 10k of them fit in one process.
+//! A lightweight SSE client on a raw TCP socket: sends the request, then reports each event carrying a
+//! snapshot (its version, and when asked its `data:`) with the time it arrived. Small buffers, so 10k of
+//! them fit in one process. The same code reads the SSE server and nginx + nchan: the version comes from
+//! `id:` when it is a number (the SSE server) and otherwise from the snapshot JSON (`{"version":N,…}`).
 
+use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -27,7 +30,35 @@ pub async fn follow(
     tx: UnboundedSender<Arrival>,
     connecting: Option<OwnedSemaphorePermit>,
 ) -> std::io::Result<()> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).await?;
+    let stream = TcpStream::connect(("127.0.0.1", port)).await?;
+    read_events(stream, &token, client, with_data, tx, connecting).await
+}
+
+/// [`follow`] from the loopback address `source` (so 10k+ clients do not run out of ephemeral ports).
+pub async fn follow_from(
+    source: IpAddr,
+    port: u16,
+    token: String,
+    client: u32,
+    tx: UnboundedSender<Arrival>,
+    connecting: Option<OwnedSemaphorePermit>,
+) -> std::io::Result<()> {
+    let socket = TcpSocket::new_v4()?;
+    socket.bind(SocketAddr::new(source, 0))?;
+    let stream = socket
+        .connect(SocketAddr::from(([127, 0, 0, 1], port)))
+        .await?;
+    read_events(stream, &token, client, false, tx, connecting).await
+}
+
+async fn read_events(
+    mut stream: TcpStream,
+    token: &str,
+    client: u32,
+    with_data: bool,
+    tx: UnboundedSender<Arrival>,
+    connecting: Option<OwnedSemaphorePermit>,
+) -> std::io::Result<()> {
     let request = format!(
         "GET /api/v1/scores/events HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n\
          Accept: text/event-stream\r\n\r\n"
@@ -43,16 +74,19 @@ pub async fn follow(
         }
         let at = Instant::now();
         buf.extend_from_slice(&chunk[..n]);
-        // Complete events end with a blank line; only `leaderboard` events carry an id.
+        // Complete events end with a blank line; only snapshot events carry `data:`.
         while let Some(end) = find(&buf, b"\n\n") {
             let event = &buf[..end];
-            if let Some(version) = field(event, b"id: ").and_then(|v| v.parse().ok()) {
-                let data = with_data.then(|| field(event, b"data: ")).flatten();
+            let data = field(event, b"data: ");
+            let version = field(event, b"id: ")
+                .and_then(|v| v.parse().ok())
+                .or_else(|| data.and_then(snapshot_version));
+            if let Some(version) = version {
                 let _ = tx.send(Arrival {
                     client,
                     version,
                     at,
-                    data: data.map(str::to_owned),
+                    data: with_data.then(|| data.map(str::to_owned)).flatten(),
                 });
             }
             buf.drain(..end + 2);
@@ -71,4 +105,13 @@ fn field<'a>(event: &'a [u8], name: &[u8]) -> Option<&'a str> {
         .find_map(|line| line.strip_prefix(name))
         .and_then(|v| std::str::from_utf8(v).ok())
         .map(|v| v.trim_end_matches('\r'))
+}
+
+/// `N` of a snapshot JSON that starts `{"version":N`.
+fn snapshot_version(data: &str) -> Option<u64> {
+    let rest = data.strip_prefix("{\"version\":")?;
+    let end = rest
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(rest.len());
+    rest[..end].parse().ok()
 }
