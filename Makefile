@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 export PATH := $(CURDIR)/.tools/venv/bin:$(PATH)
 
-.PHONY: setup lint lint-template lint-ops test dev bench release bench-coldstart bench-peers
+.PHONY: setup lint lint-template lint-ops test dev bench release bench-coldstart bench-peers bench-worker
 
 setup:
 	@scripts/setup.sh
@@ -49,3 +49,8 @@ release: setup
 bench-coldstart: setup
 	cargo build --release -p update -p leaderboard
 	cargo run --profile bench-release -p scoreboard-bench -- coldstart
+
+# The worker drain benchmark (issue 9): batched vs naive on the MongoDB-protocol server, and the in-memory
+# ceiling. BENCH_WORKER_EVENTS / BENCH_WORKER_MONGO_EVENTS / BENCH_WORKER_BATCHES shrink a run.
+bench-worker: setup
+	cargo run --profile bench-release -p scoreboard-bench -- worker

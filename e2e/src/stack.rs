@@ -84,7 +84,16 @@ impl Stack {
             .args(["--port", &redis_port.to_string(), "--bind", "127.0.0.1"])
             .arg("--dir")
             .arg(&redis_dir)
-            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"]);
+            // Durable as the contract asks of standalone Redis (§5.4): every write fsynced before it is acknowledged.
+            .args([
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+            ])
+            .args(["--daemonize", "no"]);
         let mut redis = Proc::spawn("redis-server", redis_cmd, &dir_path.join("redis.log"));
         redis.wait_port(redis_port, Duration::from_secs(10));
         let redis_url = format!("redis://127.0.0.1:{redis_port}");

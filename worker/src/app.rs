@@ -1,8 +1,9 @@
-//! Wiring for the binary: configuration from the environment (cross-checked), the store connection and
-//! its start-up check (fail fast: a store that refuses stops the binary at once, an unreachable one after
-//! `STORE_CONNECT_TIMEOUT_SECS`, both with a message naming the variable to fix), the HTTP port, the
-//! guarded start-up rebuild, the loop until SIGTERM/Ctrl-C or a store error that retrying cannot fix,
-//! and the `rebuild` subcommand.
+//! Wiring for the binary: configuration from the environment, the store connection and its start-up
+//! check (fail fast: a store that refuses stops the binary at once, an unreachable one after
+//! `STORE_CONNECT_TIMEOUT_SECS`, both with a message naming the variable to fix), the Redis checks
+//! (`maxmemory-policy noeviction`), the HTTP port, the partition balancer and the merger until
+//! SIGTERM/Ctrl-C or a store error that retrying cannot fix, and the subcommands `rebuild`, `migrate`
+//! and `dlq list|replay`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -11,13 +12,14 @@ use anyhow::Context;
 use redis::aio::ConnectionManager;
 use scoreboard_shared::backoff::Backoff;
 use scoreboard_shared::config::RedisConfig;
+use scoreboard_shared::redis::keys::PartitionKeys;
 use scoreboard_shared::shutdown::Shutdown;
 
 use crate::config::{Env, StoreConfig, WorkerConfig};
-use crate::store::{self, ScoreStore, StoreError};
-
-use crate::rebuild as cache;
-use crate::{http, worker::Worker};
+use crate::merger::{Merger, MergerConfig};
+use crate::partition::balancer::Balancer;
+use crate::store::{self, StoreError, WatermarkStore};
+use crate::{dlq, http};
 
 /// Everything built from the environment.
 #[derive(Debug)]
@@ -28,18 +30,15 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// Reads and cross-checks the configuration (the store's dedupe window against the rate limit).
+    /// Reads the configuration.
     ///
     /// # Errors
     /// The first invalid or missing value.
     pub fn from_env(env: &Env) -> anyhow::Result<Self> {
         let worker = WorkerConfig::from_env(env)?;
         let store = StoreConfig::from_env(env)?;
-        if let Some(window) = store.dedupe_window() {
-            worker.check_dedupe_window(window)?;
-        }
         let mut redis = RedisConfig::from_env(env)?;
-        // The loop's blocking XREADGROUP must not hit the response timeout.
+        // A blocking XREAD must not hit the response timeout.
         redis.response_timeout = redis
             .response_timeout
             .max(worker.block + Duration::from_secs(2));
@@ -54,14 +53,22 @@ impl Settings {
 /// What the binary was asked to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Command {
-    /// Drain the stream until SIGTERM / Ctrl-C (the default).
+    /// Own partitions and merge until SIGTERM / Ctrl-C (the default).
     Run,
-    /// Refill the Redis cache from the store, then exit.
+    /// Mark every partition's cache for rebuilding from the store, and wait for the owners to do it.
     Rebuild,
+    /// Migrate v1 store records in place (see `docs/operations.md`).
+    Migrate,
+    /// Print every dead letter as one JSON object per line.
+    DlqList,
+    /// Replay every replayable dead letter through the update path.
+    DlqReplay,
 }
 
+const USAGE: &str = "usage: scoreboard-worker [run|rebuild|migrate|dlq list|dlq replay]";
+
 impl Command {
-    /// Parses `[run|rebuild]`.
+    /// Parses `[run|rebuild|migrate|dlq list|dlq replay]`.
     ///
     /// # Errors
     /// On anything else.
@@ -69,47 +76,134 @@ impl Command {
         let command = match args.next().as_deref() {
             None | Some("run") => Self::Run,
             Some("rebuild") => Self::Rebuild,
-            Some(other) => anyhow::bail!(
-                "unknown subcommand {other:?}; usage: scoreboard-worker [run|rebuild]"
-            ),
+            Some("migrate") => Self::Migrate,
+            Some("dlq") => match args.next().as_deref() {
+                Some("list") => Self::DlqList,
+                Some("replay") => Self::DlqReplay,
+                _ => anyhow::bail!("{USAGE}"),
+            },
+            Some(other) => anyhow::bail!("unknown subcommand {other:?}; {USAGE}"),
         };
-        anyhow::ensure!(
-            args.next().is_none(),
-            "usage: scoreboard-worker [run|rebuild]"
-        );
+        anyhow::ensure!(args.next().is_none(), "{USAGE}");
         Ok(command)
     }
 }
 
-/// `scoreboard-worker rebuild`: refills `{sb}:lb`, `{sb}:names` and `{sb}:top` from the store.
+/// How long `rebuild` waits for the owners to rebuild every partition.
+const REBUILD_WAIT: Duration = Duration::from_secs(60);
+
+/// `scoreboard-worker rebuild`: removes every partition's top (marking it unbuilt); each owner notices
+/// within a second and rebuilds its partition from the store (a worker starting later rebuilds at lease
+/// acquisition). Waits until every partition is built again.
 ///
 /// # Errors
-/// When the store or Redis fails.
-pub async fn rebuild(
-    settings: Settings,
-    mut redis: ConnectionManager,
-    store: Arc<dyn ScoreStore>,
-) -> anyhow::Result<()> {
-    let outcome = cache::rebuild(&mut redis, store.as_ref(), settings.worker.leaderboard_size)
-        .await
-        .context("rebuilding the Redis cache from the store")?;
+/// When Redis fails or the partitions are not all rebuilt within a minute (no worker running?).
+pub async fn rebuild(settings: &Settings, mut redis: ConnectionManager) -> anyhow::Result<()> {
+    let partitions = settings.worker.partitions.partitioner();
+    for partition in partitions.all() {
+        redis::cmd("DEL")
+            .arg(PartitionKeys::new(partition).top())
+            .query_async::<()>(&mut redis)
+            .await?;
+    }
     println!(
-        "rebuilt {} users; snapshot version {}",
-        outcome.users, outcome.version
+        "marked {} partitions for rebuilding; waiting for their owners",
+        partitions.count()
     );
+    let deadline = Instant::now() + REBUILD_WAIT;
+    loop {
+        let mut missing = Vec::new();
+        for partition in partitions.all() {
+            let built: bool = redis::cmd("EXISTS")
+                .arg(PartitionKeys::new(partition).top())
+                .query_async(&mut redis)
+                .await?;
+            if !built {
+                missing.push(partition);
+            }
+        }
+        if missing.is_empty() {
+            println!("rebuilt {} partitions from the store", partitions.count());
+            return Ok(());
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "partitions {missing:?} are not rebuilt yet: is a worker running? (they are rebuilt when one starts)"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// `scoreboard-worker migrate`: v1 records to v2 in place (idempotent).
+///
+/// # Errors
+/// When the store fails (running it again resumes).
+pub async fn migrate(settings: &Settings, store: Arc<dyn WatermarkStore>) -> anyhow::Result<()> {
+    let changed = store
+        .migrate(settings.worker.partitions.count)
+        .await
+        .context("migrating the store")?;
+    println!("migrated {changed} records");
     Ok(())
 }
 
-/// Connects to the configured store and checks that it is usable ([`store::connect`]): an unreachable
-/// store is retried with backoff until `timeout` (`STORE_CONNECT_TIMEOUT_SECS`) has passed, each attempt
-/// bounded by the time left; a store that refuses (not transient) fails at once.
+/// `scoreboard-worker dlq list`: one JSON object per dead letter.
+///
+/// # Errors
+/// When Redis fails.
+pub async fn dlq_list(settings: &Settings, mut redis: ConnectionManager) -> anyhow::Result<()> {
+    let letters = dlq::list(&mut redis, settings.worker.partitions.partitioner().all()).await?;
+    for letter in &letters {
+        println!("{}", letter.to_json());
+    }
+    eprintln!("{} dead letters", letters.len());
+    Ok(())
+}
+
+/// `scoreboard-worker dlq replay`: every replayable dead letter through the update path, each under its
+/// event id as idempotency key.
+///
+/// # Errors
+/// When Redis fails or a partition is at its backlog bound.
+pub async fn dlq_replay(
+    settings: &Settings,
+    env: &Env,
+    mut redis: ConnectionManager,
+) -> anyhow::Result<()> {
+    let idempotency_ttl =
+        Duration::from_secs(env.parse_in("IDEMPOTENCY_TTL_SECS", 86_400, 60..=7 * 86_400)?);
+    let max_backlog = env.parse_in("STREAM_MAX_BACKLOG", 1_000_000, 1..=1_000_000_000)?;
+    let partitioner = settings.worker.partitions.partitioner();
+    let report = dlq::replay(
+        &mut redis,
+        partitioner,
+        partitioner.all(),
+        idempotency_ttl,
+        max_backlog,
+    )
+    .await?;
+    println!(
+        "replayed {} dead letters ({} had been replayed before); {} skipped",
+        report.enqueued,
+        report.already,
+        report.skipped.len()
+    );
+    for (event, reason) in &report.skipped {
+        println!("skipped {event}: {reason}");
+    }
+    Ok(())
+}
+
+/// Connects to the configured store and checks that it is usable: an unreachable store is retried with
+/// backoff until `timeout` (`STORE_CONNECT_TIMEOUT_SECS`) has passed, each attempt bounded by the time
+/// left; a store that refuses (not transient) fails at once.
 ///
 /// # Errors
 /// The refusal, or after `timeout` the last transient error, each naming the variable to fix.
 pub async fn connect_store(
     config: &StoreConfig,
     timeout: Duration,
-) -> anyhow::Result<Arc<dyn ScoreStore>> {
+) -> anyhow::Result<Arc<dyn WatermarkStore>> {
     let deadline = Instant::now() + timeout;
     let mut backoff = Backoff::default();
     let mut last: Option<StoreError> = None;
@@ -139,18 +233,57 @@ pub async fn connect_store(
     }
 }
 
-/// Serves `/healthz` and `/metrics`, rebuilds an empty cache once, and drains the stream until
-/// SIGTERM / Ctrl-C.
+/// Refuses a Redis that may evict keys: an evicted lease, cursor or epoch breaks fencing (§4). A
+/// server that hides `INFO` (some managed services) is let through with a warning.
 ///
 /// # Errors
-/// When the HTTP port cannot be bound, or the worker stopped on a store error that retrying cannot fix
-/// (its batch left pending; the caller exits non-zero so the orchestrator restarts it and alerts).
+/// When `maxmemory_policy` is anything but `noeviction`, or Redis cannot be reached.
+pub async fn check_redis(redis: &mut ConnectionManager) -> anyhow::Result<()> {
+    let info: String = match redis::cmd("INFO").arg("memory").query_async(redis).await {
+        Ok(info) => info,
+        Err(error) if error.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoPerm) => {
+            tracing::warn!("INFO is not allowed: cannot check maxmemory-policy is noeviction");
+            return Ok(());
+        }
+        Err(error) => return Err(error).context("REDIS_URL: Redis did not answer INFO"),
+    };
+    let policy = info
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("maxmemory_policy:"))
+        .unwrap_or("unknown");
+    anyhow::ensure!(
+        policy == "noeviction",
+        "REDIS_URL: the server's maxmemory-policy is {policy}; it must be noeviction (an evicted \
+         lease, cursor or epoch breaks fencing)"
+    );
+    Ok(())
+}
+
+/// Serves `/healthz` and `/metrics`, runs the partition balancer and the merger until SIGTERM /
+/// Ctrl-C, then hands every partition back.
+///
+/// # Errors
+/// When the HTTP port cannot be bound, Redis may evict keys, or an owner stopped on a store error that
+/// retrying cannot fix (its batch stays after the cursor; the caller exits non-zero so the orchestrator
+/// restarts it and alerts).
 pub async fn run(
     settings: Settings,
     mut redis: ConnectionManager,
-    store: Arc<dyn ScoreStore>,
+    store: Arc<dyn WatermarkStore>,
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
+    let mut backoff = Backoff::default();
+    loop {
+        match check_redis(&mut redis).await {
+            Ok(()) => break,
+            Err(error) if error.to_string().contains("maxmemory-policy") => return Err(error),
+            Err(error) if shutdown.is_triggered() => return Err(error),
+            Err(error) => {
+                tracing::warn!(error = %format!("{error:#}"), "Redis not reachable yet");
+                tokio::time::sleep(backoff.next_delay()).await;
+            }
+        }
+    }
     let listener = tokio::net::TcpListener::bind(settings.worker.metrics_addr)
         .await
         .with_context(|| format!("binding {}", settings.worker.metrics_addr))?;
@@ -163,7 +296,9 @@ pub async fn run(
     let mut announce = shutdown.clone();
     tokio::spawn(async move {
         announce.wait().await;
-        tracing::info!("shutdown requested: finishing the batch in hand");
+        tracing::info!(
+            "shutdown requested: finishing the batches in hand and releasing partitions"
+        );
     });
     let mut http_shutdown = shutdown.clone();
     let server = tokio::spawn(async move {
@@ -172,30 +307,32 @@ pub async fn run(
             .await
     });
 
-    if let Err(error) =
-        cache::rebuild_if_empty(&mut redis, store.as_ref(), settings.worker.leaderboard_size).await
-    {
-        tracing::warn!(error = %error, "start-up rebuild failed; the board refills as events arrive");
-    }
-    let worker = loop {
-        match Worker::new(redis.clone(), store.clone(), settings.worker.clone()).await {
-            Ok(worker) => break worker,
-            Err(error) if shutdown.is_triggered() => {
-                return Err(error).context("creating the group");
-            }
-            Err(error) => {
-                tracing::warn!(error = %error, "cannot create the consumer group yet");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-        }
-    };
-    if let Err(error) = worker.run(shutdown).await {
+    let worker = &settings.worker;
+    let merger = Merger::new(
+        MergerConfig {
+            partitions: worker.partitions.count,
+            board_size: worker.leaderboard_size,
+            worker_id: worker.worker_id.clone(),
+            lease_ttl: worker.lease_ttl,
+            merge_interval: worker.merge_interval,
+            merge_poll: worker.merge_poll,
+        },
+        redis.clone(),
+        scoreboard_shared::redis::client(&settings.redis)?,
+    );
+    let merger = tokio::spawn(merger.run(shutdown.clone()));
+    tracing::info!(worker_id = %worker.worker_id, partitions = worker.partitions.count, "worker started");
+    let balancer = Balancer::new(worker.clone(), settings.redis.clone(), redis, store);
+    if let Err(error) = balancer.run(shutdown.clone()).await {
         server.abort();
+        merger.abort();
         return Err(error).context(
-            "the worker stopped on a store error that retrying cannot fix; the batch in hand is left \
-             pending (nothing acked) for the next worker",
+            "the worker stopped on a store error that retrying cannot fix; the batch in hand stays after \
+             the partition's cursor for the next owner",
         );
     }
+    let _ = merger.await;
     let _ = server.await;
+    tracing::info!("worker stopped");
     Ok(())
 }

@@ -1,14 +1,13 @@
 //! The worker's small HTTP port: `/healthz` (liveness, with Redis and store reachability as detail) and
 //! `/metrics` (Prometheus).
 //!
-//! `/healthz` answers 200 while the process runs even when a dependency is down: the worker already retries
-//! outages in-process without acking, and an orchestrator restarting it instead would abandon the batch in
-//! hand and push its delivery count toward `MAX_DELIVERIES`, sending valid events to the DLQ. A store
-//! error that retrying cannot fix is the exception: the worker exits non-zero by itself (see `worker.rs`).
+//! `/healthz` answers 200 while the process runs even when a dependency is down: the worker already rides
+//! outages out in-process, and restarting it would only move its partitions. A store error that retrying
+//! cannot fix is the exception: the worker exits non-zero by itself (see `partition/balancer.rs`).
 
 use std::sync::Arc;
 
-use crate::store::ScoreStore;
+use crate::store::WatermarkStore;
 use axum::Json;
 use axum::Router;
 use axum::extract::State;
@@ -20,7 +19,7 @@ use redis::aio::ConnectionManager;
 #[derive(Debug, Clone)]
 pub struct HealthState {
     pub redis: ConnectionManager,
-    pub store: Arc<dyn ScoreStore>,
+    pub store: Arc<dyn WatermarkStore>,
     pub metrics: PrometheusHandle,
 }
 

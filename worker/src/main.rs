@@ -1,4 +1,5 @@
-//! `scoreboard-worker [run|rebuild]`: the stream consumer container (see the crate docs).
+//! `scoreboard-worker [run|rebuild|migrate|dlq list|dlq replay]`: the partition owner container (see the
+//! crate docs).
 
 use anyhow::Context;
 use scoreboard_shared::logging;
@@ -20,11 +21,18 @@ async fn main() -> anyhow::Result<()> {
 
 async fn start() -> anyhow::Result<()> {
     let command = Command::parse(std::env::args().skip(1))?;
-    let settings = Settings::from_env(&Env::from_process()).context("invalid configuration")?;
+    let env = Env::from_process();
+    let settings = Settings::from_env(&env).context("invalid configuration")?;
     let redis = connect_lazy(&settings.redis).context("creating the Redis client")?;
+    match command {
+        Command::Rebuild => return app::rebuild(&settings, redis).await,
+        Command::DlqList => return app::dlq_list(&settings, redis).await,
+        Command::DlqReplay => return app::dlq_replay(&settings, &env, redis).await,
+        Command::Run | Command::Migrate => {}
+    }
     let store = app::connect_store(&settings.store, settings.worker.store_connect_timeout).await?;
     match command {
-        Command::Run => app::run(settings, redis, store, Shutdown::on_signal()).await,
-        Command::Rebuild => app::rebuild(settings, redis, store).await,
+        Command::Migrate => app::migrate(&settings, store).await,
+        _ => app::run(settings, redis, store, Shutdown::on_signal()).await,
     }
 }

@@ -55,7 +55,6 @@ pub async fn run() -> anyhow::Result<()> {
         ("MONGODB_DATABASE", "bench_sse".to_owned()),
         ("METRICS_ADDR", format!("127.0.0.1:{worker_port}")),
         ("CLAIM_IDLE_MS", "1000".to_owned()),
-        ("DEDUPE_WINDOW", "400".to_owned()),
     ];
     worker_env.extend(LIMITS.iter().map(|(k, v)| (*k, (*v).to_owned())));
     let _worker = spawn_worker(&worker_env)?;

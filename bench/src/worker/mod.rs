@@ -1,17 +1,26 @@
-//! The worker drain benchmark: a pre-filled stream drained by the real worker steps (fetch, one bulk
-//! store write, one commit script) for batch sizes 1, 100 and 500, and by the naive per-event consumer,
-//! over 100,000 users with uniform and Zipf(1.1) popularity. Prints events/s, batches/s, store round
-//! trips per event (counted by the driver's command monitor) and p50/p99 lag.
+//! The worker drain benchmark (issue 9): pre-filled partition streams drained by the real worker — one
+//! [`Balancer`](scoreboard_worker::partition::balancer::Balancer) and one merger per worker "process",
+//! run in this process as tokio tasks — for P = 1 and 16 partitions, 1 and 2 workers and each batch
+//! size, over the in-memory store (the worker's own ceiling, Redis side only) and the MongoDB-protocol
+//! server, and by the naive per-event consumer on the same server; uniform and Zipf(1.1) popularity
+//! over 100,000 users. Prints events/s, store round trips per batch (the port's calls counted by a
+//! wrapper, and the MongoDB driver's commands seen by its command monitor), p50/p99 lag, the ratio
+//! batched/naive, and where each drain's time went.
 //!
-//! This module owns the cases, the batched drain (the real [`Worker`] steps) and the table; [`load`] owns
-//! the load (user popularity, pre-filling the stream, the clock entries are stamped with) and [`naive`] the
-//! per-event consumer. Both leaves depend only on [`load`], never on this module.
+//! `BENCH_WORKER_EVENTS` (default 100,000), `BENCH_WORKER_MONGO_EVENTS` (default: the same),
+//! `BENCH_WORKER_BATCHES` (default `100,500`) and
+//! `BENCH_WORKER_STORES` (default `memory,mongodb`) shrink a run.
+//!
+//! This module owns the cases and the tables; [`load`] the load (popularity, pre-filling the streams),
+//! [`drain`] the batched drain, [`naive`] the per-event consumer, [`counting`] the counting store
+//! wrapper and [`split`] the time accounting. The leaves never depend on this module.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use futures::StreamExt;
 use hdrhistogram::Histogram;
 use mongodb::event::EventHandler;
 use mongodb::event::command::CommandEvent;
@@ -20,89 +29,271 @@ use redis::aio::ConnectionManager;
 use scoreboard_shared::config::RedisConfig;
 use scoreboard_shared::redis::connect_lazy;
 use scoreboard_testkit::{MongoServer, RedisServer};
-use scoreboard_worker::Worker;
-use scoreboard_worker::config::{DEFAULT_DEDUPE_WINDOW, Env, MongoConfig, WorkerConfig};
-use scoreboard_worker::store::ScoreStore;
+use scoreboard_worker::config::{Env, MongoConfig};
+use scoreboard_worker::store::WatermarkStore;
+use scoreboard_worker::store::memory::MemoryStore;
 use scoreboard_worker::store::mongo::MongoStore;
 
-use self::load::{Popularity, UserSampler, now_ms, prefill};
+use self::counting::CountingStore;
+use self::drain::{Drained, Shape};
+use self::load::{Popularity, Prefilled, UserSampler, prefill};
 
+mod counting;
+mod drain;
 mod load;
 mod naive;
+mod split;
 
 const USERS: usize = 100_000;
-const DEFAULT_EVENTS: usize = 20_000;
-const BATCH_SIZES: [usize; 3] = [1, 100, 500];
+const DEFAULT_EVENTS: usize = 100_000;
+const DEFAULT_BATCHES: &str = "100,500";
+const PARTITION_COUNTS: [u16; 2] = [1, 16];
+const WORKER_COUNTS: [usize; 2] = [1, 2];
+/// The naive consumer reads the default partitioning (its cost is per event, whatever P).
+const NAIVE_PARTITIONS: u16 = 16;
+/// Every drain is bounded by this.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(600);
+const POPULARITIES: [Popularity; 2] = [Popularity::Uniform, Popularity::Zipf(1.1)];
+/// The floors of issue 9.
+const FLOOR_GAIN: f64 = 5.0;
+const FLOOR_ROUND_TRIPS: f64 = 2.0;
+const FLOOR_MEMORY_RATE: f64 = 50_000.0;
 
-struct Figures {
-    mode: String,
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StoreKind {
+    Memory,
+    Mongo,
+}
+
+impl std::fmt::Display for StoreKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Memory => "memory",
+            Self::Mongo => "mongodb",
+        })
+    }
+}
+
+/// What to run, from the environment.
+#[derive(Debug)]
+struct Settings {
+    events: usize,
+    mongo_events: usize,
+    batches: Vec<usize>,
+    stores: Vec<StoreKind>,
+}
+
+impl Settings {
+    fn from_env() -> anyhow::Result<Self> {
+        let events = match std::env::var("BENCH_WORKER_EVENTS") {
+            Ok(n) => n.parse().context("BENCH_WORKER_EVENTS")?,
+            Err(_) => DEFAULT_EVENTS,
+        };
+        let mongo_events = match std::env::var("BENCH_WORKER_MONGO_EVENTS") {
+            Ok(n) => n.parse().context("BENCH_WORKER_MONGO_EVENTS")?,
+            Err(_) => events,
+        };
+        anyhow::ensure!(
+            events > 0 && mongo_events > 0,
+            "BENCH_WORKER_EVENTS and BENCH_WORKER_MONGO_EVENTS must be positive"
+        );
+        let batches = std::env::var("BENCH_WORKER_BATCHES")
+            .unwrap_or_else(|_| DEFAULT_BATCHES.to_owned())
+            .split(',')
+            .map(|b| b.trim().parse::<usize>().context("BENCH_WORKER_BATCHES"))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let stores = std::env::var("BENCH_WORKER_STORES")
+            .unwrap_or_else(|_| "memory,mongodb".to_owned())
+            .split(',')
+            .map(|s| match s.trim() {
+                "memory" => Ok(StoreKind::Memory),
+                "mongodb" => Ok(StoreKind::Mongo),
+                other => anyhow::bail!("BENCH_WORKER_STORES: unknown store {other:?}"),
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(Self {
+            events,
+            mongo_events,
+            batches,
+            stores,
+        })
+    }
+}
+
+/// One printed row.
+#[derive(Debug)]
+struct Row {
+    store: StoreKind,
     popularity: Popularity,
+    consumer: &'static str,
+    partitions: u16,
+    workers: String,
     batch: String,
     events: usize,
     elapsed: Duration,
-    batches: usize,
-    store_round_trips: usize,
+    batches: u64,
+    /// Port calls (read + write) per batch; `None` for the naive consumer.
+    calls_per_batch: Option<f64>,
+    /// MongoDB commands per batch (naive: per event); `None` without a monitor.
+    wire_per_batch: Option<f64>,
     lag: Histogram<u64>,
-    /// Time spent in store writes and in Redis commits (batched mode only).
-    split: Option<(Duration, Duration)>,
+    gain: Option<f64>,
 }
 
-impl Figures {
-    fn events_per_sec(&self) -> f64 {
+impl Row {
+    fn rate(&self) -> f64 {
         self.events as f64 / self.elapsed.as_secs_f64()
     }
 
-    fn print(&self) {
-        let split = self.split.map_or_else(
-            || "-".to_owned(),
-            |(store, commit)| {
-                let total = self.elapsed.as_secs_f64();
-                format!(
-                    "{:.0}%/{:.0}%",
-                    100.0 * store.as_secs_f64() / total,
-                    100.0 * commit.as_secs_f64() / total
-                )
-            },
-        );
+    fn header() {
         println!(
-            "{:<8} {:<10} {:>5} {:>10.0} {:>10.1} {:>15.3} {:>11} {:>11} {:>15}",
-            self.mode,
+            "{:<8} {:<9} {:<8} {:>3} {:>5} {:>5} {:>9} {:>7} {:>8} {:>9} {:>8} {:>8} {:>7}",
+            "store",
+            "users",
+            "consumer",
+            "P",
+            "W",
+            "batch",
+            "events/s",
+            "batches",
+            "rt/batch",
+            "wire/batch",
+            "lag p50",
+            "lag p99",
+            "x naive"
+        );
+    }
+
+    fn print(&self) {
+        let opt = |v: Option<f64>, digits: usize| {
+            v.map_or_else(|| "-".to_owned(), |v| format!("{v:.digits$}"))
+        };
+        println!(
+            "{:<8} {:<9} {:<8} {:>3} {:>5} {:>5} {:>9.0} {:>7} {:>8} {:>9} {:>6}ms {:>6}ms {:>7}",
+            self.store.to_string(),
             self.popularity.to_string(),
+            self.consumer,
+            self.partitions,
+            self.workers,
             self.batch,
-            self.events_per_sec(),
-            self.batches as f64 / self.elapsed.as_secs_f64(),
-            self.store_round_trips as f64 / self.events as f64,
+            self.rate(),
+            self.batches,
+            opt(self.calls_per_batch, 2),
+            opt(self.wire_per_batch, 2),
             self.lag.value_at_quantile(0.5),
             self.lag.value_at_quantile(0.99),
-            split,
+            opt(self.gain, 1) + if self.gain.is_some() { "x" } else { "" },
         );
     }
 }
 
-/// Counts the store commands a client sends (round trips), excluding set-up.
-fn monitored_options(options: &ClientOptions) -> (ClientOptions, Arc<AtomicUsize>) {
-    let count = Arc::new(AtomicUsize::new(0));
-    let seen = count.clone();
-    let mut options = options.clone();
-    options.command_event_handler = Some(EventHandler::callback(move |event| {
-        if let CommandEvent::Started(started) = event
-            && matches!(started.command_name.as_str(), "update" | "find" | "insert")
-        {
-            seen.fetch_add(1, Ordering::Relaxed);
-        }
-    }));
-    (options, count)
+/// Where one batched drain's time went.
+#[derive(Debug)]
+struct SplitRow {
+    label: String,
+    drained: Drained,
+    batches: u64,
+    /// Time waiting on the store's batch reads and writes (summed over owners).
+    store_busy: (Duration, Duration),
+    /// MongoDB commands outside batches (owners' start-up `hw` reads, rebuild scans).
+    startup_commands: Option<u64>,
 }
 
-/// Runs every case and prints the table.
+impl SplitRow {
+    fn header() {
+        println!(
+            "{:<34} {:>6} {:>8} {:>8} {:>6} {:>8} {:>10} {:>11} {:>9} {:>10} {:>8}",
+            "case",
+            "wall s",
+            "bench s",
+            "redis s",
+            "cores",
+            "XREAD/b",
+            "XREAD µs/b",
+            "script µs/b",
+            "read ms/b",
+            "write ms/b",
+            "start-up"
+        );
+    }
+
+    fn print(&self) {
+        let d = &self.drained;
+        let b = self.batches.max(1) as f64;
+        let wall = d.elapsed.as_secs_f64();
+        let bench = d.bench_cpu.map(|c| c.as_secs_f64());
+        println!(
+            "{:<34} {:>6.2} {:>8} {:>8.2} {:>6} {:>8.2} {:>10.0} {:>11.0} {:>9.2} {:>10.2} {:>8}",
+            self.label,
+            wall,
+            bench.map_or_else(|| "-".to_owned(), |c| format!("{c:.2}")),
+            d.redis.cpu_secs,
+            bench.map_or_else(
+                || "-".to_owned(),
+                |c| format!("{:.2}", (c + d.redis.cpu_secs) / wall)
+            ),
+            d.redis.xread_calls as f64 / b,
+            d.redis.xread_usec as f64 / b,
+            d.redis.script_usec as f64 / b,
+            self.store_busy.0.as_secs_f64() * 1_000.0 / b,
+            self.store_busy.1.as_secs_f64() * 1_000.0 / b,
+            self.startup_commands
+                .map_or_else(|| "-".to_owned(), |c| c.to_string()),
+        );
+    }
+}
+
+/// MongoDB data commands a client sent (not handshakes or index creation).
+#[derive(Debug, Default)]
+struct WireCounts {
+    /// Batch commands: `find` by `_id: {$in}` (a batch read), `getMore`, `update`.
+    batch: AtomicU64,
+    /// Other data commands: an owner's start-up `hw` read, a rebuild's partition scan.
+    other: AtomicU64,
+}
+
+/// Counts the MongoDB commands a client sends, by the driver's command monitor.
+fn monitored_options(options: &ClientOptions) -> (ClientOptions, Arc<WireCounts>) {
+    let counts = Arc::new(WireCounts::default());
+    let seen = counts.clone();
+    let mut options = options.clone();
+    options.command_event_handler = Some(EventHandler::callback(move |event| {
+        let CommandEvent::Started(started) = event else {
+            return;
+        };
+        let by_ids = || {
+            started
+                .command
+                .get_document("filter")
+                .and_then(|f| f.get_document("_id"))
+                .is_ok_and(|id| id.contains_key("$in"))
+        };
+        let counter = match started.command_name.as_str() {
+            "update" | "getMore" => &seen.batch,
+            "find" if by_ids() => &seen.batch,
+            "find" | "insert" | "delete" | "findAndModify" | "aggregate" => &seen.other,
+            _ => return,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }));
+    (options, counts)
+}
+
+/// Shared by every case.
+struct Bench {
+    settings: Settings,
+    redis_config: RedisConfig,
+    mongo: MongoServer,
+    mongo_options: ClientOptions,
+    case: usize,
+}
+
+/// Runs every case and prints the tables.
 ///
 /// # Errors
-/// When a server cannot be started or a drain fails.
+/// When a server cannot be started, a drain fails or its totals do not add up.
 pub async fn run() -> anyhow::Result<()> {
-    let events: usize = match std::env::var("BENCH_WORKER_EVENTS") {
-        Ok(n) => n.parse().context("BENCH_WORKER_EVENTS")?,
-        Err(_) => DEFAULT_EVENTS,
-    };
+    let settings = Settings::from_env()?;
     let redis_server = RedisServer::start();
     let mongo = MongoServer::start();
     let store_kind = if mongo.is_spawned() {
@@ -111,129 +302,284 @@ pub async fn run() -> anyhow::Result<()> {
         "mongod at MONGODB_URI"
     };
     println!(
-        "\nworker drain: {events} pre-filled events per case over {USERS} users; redis-server + {store_kind} \
-         on loopback.\nlag = now - ts at commit (includes queueing behind the pre-filled backlog).\n"
-    );
-    println!(
-        "{:<8} {:<10} {:>5} {:>10} {:>10} {:>15} {:>11} {:>11}",
-        "mode",
-        "users",
-        "batch",
-        "events/s",
-        "batches/s",
-        "store rt/event",
-        "lag p50 ms",
-        "lag p99 ms"
+        "\nworker drain: {} pre-filled events per case ({} on MongoDB) over {USERS} users, XADDed to each user's partition \
+         stream; redis-server (no persistence) + {store_kind} on loopback.\n\
+         W = worker processes, run in this process as tokio tasks (one Balancer + one Merger each, own \
+         WORKER_ID), on the shared 2-core machine.\n\
+         rt/batch = store port calls (read + write) per batch; wire/batch = MongoDB batch commands \
+         (find by _id $in, getMore, update) per batch (naive: per event), from the driver's command monitor;\n\
+         other MongoDB commands (owners' start-up hw reads, rebuild scans) are the split table's start-up column.\n\
+         lag = commit - max(entry ts, drain start): the wait behind the pre-filled backlog, seen by polling \
+         the cursors every 5 ms.\n",
+        settings.events, settings.mongo_events
     );
     let env = Env::from_pairs([
         ("REDIS_URL", redis_server.url()),
         ("REDIS_RESPONSE_TIMEOUT_MS", "10000".to_owned()),
     ]);
-    let redis_config = RedisConfig::from_env(&env)?;
-    let base_options = ClientOptions::parse(mongo.uri()).await?;
-    let mut case = 0;
-    let mut gains = Vec::new();
-    for popularity in [Popularity::Uniform, Popularity::Zipf(1.1)] {
-        let sampler = UserSampler::new(USERS, popularity);
-        let mut best = 0.0f64;
-        for batch in BATCH_SIZES {
-            case += 1;
-            let mut redis = connect_lazy(&redis_config)?;
-            let _: () = redis::cmd("FLUSHALL").query_async(&mut redis).await?;
-            prefill(&mut redis, &sampler, events).await?;
-            let config = MongoConfig {
-                uri: mongo.uri().to_owned().into(),
-                database: format!("{}_{case}", mongo.database()),
-                collection: "scores".to_owned(),
-                dedupe_window: DEFAULT_DEDUPE_WINDOW,
+    let mongo_options = ClientOptions::parse(mongo.uri()).await?;
+    let mut bench = Bench {
+        redis_config: RedisConfig::from_env(&env)?,
+        settings,
+        mongo,
+        mongo_options,
+        case: 0,
+    };
+    Row::header();
+    let mut rows = Vec::new();
+    let mut splits = Vec::new();
+    for store in bench.settings.stores.clone() {
+        for popularity in POPULARITIES {
+            let naive = if store == StoreKind::Mongo {
+                let row = bench.naive(popularity).await?;
+                row.print();
+                let rate = row.rate();
+                rows.push(row);
+                Some(rate)
+            } else {
+                None
             };
-            let (options, count) = monitored_options(&base_options);
-            let store: Arc<dyn ScoreStore> =
-                Arc::new(MongoStore::with_options(options, &config).await?);
-            count.store(0, Ordering::Relaxed);
-            let figures = drain_batched(redis, store, batch, events, &count, popularity).await?;
-            figures.print();
-            best = best.max(figures.events_per_sec());
+            for partitions in PARTITION_COUNTS {
+                for workers in WORKER_COUNTS {
+                    for batch in bench.settings.batches.clone() {
+                        let shape = Shape {
+                            partitions,
+                            workers,
+                            batch,
+                        };
+                        let (mut row, split) = bench.batched(store, popularity, shape).await?;
+                        row.gain = naive.map(|n| row.rate() / n);
+                        row.print();
+                        rows.push(row);
+                        splits.push(split);
+                    }
+                }
+            }
         }
-        case += 1;
-        let mut redis = connect_lazy(&redis_config)?;
-        let _: () = redis::cmd("FLUSHALL").query_async(&mut redis).await?;
-        prefill(&mut redis, &sampler, events).await?;
-        let (options, count) = monitored_options(&base_options);
-        let client = mongodb::Client::with_options(options)?;
-        let scores = client
-            .database(&format!("{}_{case}", mongo.database()))
-            .collection("scores");
-        let started = Instant::now();
-        let (reads, lag) = naive::drain(&mut redis, &scores, events).await?;
-        let naive = Figures {
-            mode: "naive".to_owned(),
-            popularity,
-            batch: "1".to_owned(),
-            events,
-            elapsed: started.elapsed(),
-            batches: reads,
-            store_round_trips: count.load(Ordering::Relaxed),
-            lag,
-            split: None,
-        };
-        naive.print();
-        gains.push((popularity, best / naive.events_per_sec()));
     }
-    println!();
-    for (popularity, gain) in gains {
-        println!("gain, best batched vs naive events/s, {popularity}: {gain:.1}x");
+    println!("\nwhere the time went (per batch b; Redis figures are the server's own accounting):");
+    SplitRow::header();
+    for split in &splits {
+        split.print();
     }
+    summarize(&rows);
     Ok(())
 }
 
-async fn drain_batched(
-    redis: ConnectionManager,
-    store: Arc<dyn ScoreStore>,
-    batch_size: usize,
-    events: usize,
-    count: &AtomicUsize,
-    popularity: Popularity,
-) -> anyhow::Result<Figures> {
-    let env = Env::from_pairs([
-        ("WORKER_CONSUMER", "bench".to_owned()),
-        ("WORKER_BATCH_SIZE", batch_size.to_string()),
-        ("WORKER_BLOCK_MS", "100".to_owned()),
-    ]);
-    let mut worker = Worker::new(redis, store, WorkerConfig::from_env(&env)?).await?;
-    let mut lag = Histogram::<u64>::new(3)?;
-    let (mut done, mut batches) = (0, 0);
-    let (mut store_time, mut commit_time) = (Duration::ZERO, Duration::ZERO);
-    let started = Instant::now();
-    let deadline = started + Duration::from_secs(600);
-    while done < events {
-        anyhow::ensure!(Instant::now() < deadline, "drain took over 10 minutes");
-        let batch = worker.fetch().await?;
-        if batch.is_empty() {
-            continue;
-        }
-        let t = Instant::now();
-        let totals = worker.write_store(&batch).await?;
-        store_time += t.elapsed();
-        let t = Instant::now();
-        worker.commit(&batch, &totals).await?;
-        commit_time += t.elapsed();
-        let now = now_ms();
-        for event in &batch.events {
-            lag.record(now.saturating_sub(event.ts_ms))?;
-        }
-        done += batch.events.len() + batch.dead.len();
-        batches += 1;
+impl Bench {
+    async fn fresh_redis(&self) -> anyhow::Result<ConnectionManager> {
+        let mut redis = connect_lazy(&self.redis_config)?;
+        let () = redis::cmd("FLUSHALL").query_async(&mut redis).await?;
+        Ok(redis)
     }
-    Ok(Figures {
-        mode: "batched".to_owned(),
-        popularity,
-        batch: batch_size.to_string(),
-        events: done,
-        elapsed: started.elapsed(),
-        batches,
-        store_round_trips: count.load(Ordering::Relaxed),
-        lag,
-        split: Some((store_time, commit_time)),
-    })
+
+    fn mongo_config(&mut self) -> MongoConfig {
+        self.case += 1;
+        MongoConfig {
+            uri: self.mongo.uri().to_owned().into(),
+            database: format!("{}_w{}", self.mongo.database(), self.case),
+            collection: "scores".to_owned(),
+        }
+    }
+
+    async fn batched(
+        &mut self,
+        store_kind: StoreKind,
+        popularity: Popularity,
+        shape: Shape,
+    ) -> anyhow::Result<(Row, SplitRow)> {
+        let mut redis = self.fresh_redis().await?;
+        let sampler = UserSampler::new(USERS, popularity);
+        let events = match store_kind {
+            StoreKind::Memory => self.settings.events,
+            StoreKind::Mongo => self.settings.mongo_events,
+        };
+        let filled = prefill(&mut redis, &sampler, shape.partitions, events).await?;
+        let (inner, wire): (Arc<dyn WatermarkStore>, Option<Arc<WireCounts>>) = match store_kind {
+            StoreKind::Memory => (Arc::new(MemoryStore::new()), None),
+            StoreKind::Mongo => {
+                let config = self.mongo_config();
+                let (options, count) = monitored_options(&self.mongo_options);
+                let store = MongoStore::with_options(options, &config).await?;
+                (Arc::new(store), Some(count))
+            }
+        };
+        let (store, counts) = CountingStore::new(inner);
+        let store: Arc<dyn WatermarkStore> = Arc::new(store);
+        let load = |w: &WireCounts| {
+            (
+                w.batch.load(Ordering::Relaxed),
+                w.other.load(Ordering::Relaxed),
+            )
+        };
+        let wire_before = wire.as_deref().map(load);
+        let drained = drain::drain(
+            &self.redis_config,
+            store.clone(),
+            &filled,
+            shape,
+            DRAIN_TIMEOUT,
+        )
+        .await
+        .with_context(|| format!("{store_kind} {popularity} {shape:?}"))?;
+        let wire_commands = wire
+            .as_deref()
+            .map(load)
+            .zip(wire_before)
+            .map(|(after, before)| (after.0 - before.0, after.1 - before.1));
+        check_totals(store.as_ref(), shape.partitions, &filled).await?;
+        let batches = counts.batches.load(Ordering::Relaxed);
+        let per_batch = |n: u64| n as f64 / batches.max(1) as f64;
+        let label = format!(
+            "{store_kind} {popularity} P={} W={} b={}",
+            shape.partitions, shape.workers, shape.batch
+        );
+        let row = Row {
+            store: store_kind,
+            popularity,
+            consumer: "batched",
+            partitions: shape.partitions,
+            workers: shape.workers.to_string(),
+            batch: shape.batch.to_string(),
+            events: filled.events,
+            elapsed: drained.elapsed,
+            batches,
+            calls_per_batch: Some(per_batch(counts.round_trips())),
+            wire_per_batch: wire_commands.map(|(batch, _)| per_batch(batch)),
+            lag: drained.lag.clone(),
+            gain: None,
+        };
+        let split = SplitRow {
+            label,
+            drained,
+            batches,
+            store_busy: counts.busy(),
+            startup_commands: wire_commands.map(|(_, other)| other),
+        };
+        Ok((row, split))
+    }
+
+    async fn naive(&mut self, popularity: Popularity) -> anyhow::Result<Row> {
+        let mut redis = self.fresh_redis().await?;
+        let sampler = UserSampler::new(USERS, popularity);
+        let filled = prefill(
+            &mut redis,
+            &sampler,
+            NAIVE_PARTITIONS,
+            self.settings.mongo_events,
+        )
+        .await?;
+        let config = self.mongo_config();
+        let (options, count) = monitored_options(&self.mongo_options);
+        let client = mongodb::Client::with_options(options)?;
+        let scores = client.database(&config.database).collection("scores");
+        let started = Instant::now();
+        let (reads, lag) = naive::drain(
+            &mut redis,
+            &scores,
+            NAIVE_PARTITIONS,
+            filled.events,
+            DRAIN_TIMEOUT,
+        )
+        .await?;
+        Ok(Row {
+            store: StoreKind::Mongo,
+            popularity,
+            consumer: "naive",
+            partitions: NAIVE_PARTITIONS,
+            workers: "1".to_owned(),
+            batch: "1".to_owned(),
+            events: filled.events,
+            elapsed: started.elapsed(),
+            batches: reads as u64,
+            calls_per_batch: None,
+            wire_per_batch: Some(count.batch.load(Ordering::Relaxed) as f64 / filled.events as f64),
+            lag,
+            gain: None,
+        })
+    }
+}
+
+/// The store's totals must add up to the increments appended: the drain did the real work, once.
+async fn check_totals(
+    store: &dyn WatermarkStore,
+    partitions: u16,
+    filled: &Prefilled,
+) -> anyhow::Result<()> {
+    let mut sum = 0u64;
+    for partition in 0..partitions {
+        let mut totals = store.partition_totals(partition);
+        while let Some(total) = totals.next().await {
+            sum += total?.score;
+        }
+    }
+    anyhow::ensure!(
+        sum == filled.increments,
+        "the store's totals add up to {sum}, the stream's increments to {}",
+        filled.increments
+    );
+    Ok(())
+}
+
+/// The floors of issue 9, each with the figures behind it.
+fn summarize(rows: &[Row]) {
+    let verdict = |met: bool| if met { "met" } else { "NOT met" };
+    println!();
+    for popularity in POPULARITIES {
+        let gains: Vec<(f64, &Row)> = rows
+            .iter()
+            .filter(|r| r.popularity == popularity && r.batch == "100")
+            .filter_map(|r| Some((r.gain?, r)))
+            .collect();
+        if let (Some(low), Some(high)) = (
+            gains.iter().min_by(|a, b| a.0.total_cmp(&b.0)),
+            gains.iter().max_by(|a, b| a.0.total_cmp(&b.0)),
+        ) {
+            println!(
+                "batched/naive at batch 100, {popularity}: {:.1}x (P={} W={}) to {:.1}x (P={} W={}); floor {FLOOR_GAIN}x {} by the best, {} by all",
+                low.0,
+                low.1.partitions,
+                low.1.workers,
+                high.0,
+                high.1.partitions,
+                high.1.workers,
+                verdict(high.0 >= FLOOR_GAIN),
+                verdict(low.0 >= FLOOR_GAIN),
+            );
+        }
+    }
+    let worst_calls = rows
+        .iter()
+        .filter_map(|r| r.calls_per_batch)
+        .fold(0.0f64, f64::max);
+    let worst_wire = rows
+        .iter()
+        .filter(|r| r.consumer == "batched")
+        .filter_map(|r| r.wire_per_batch)
+        .fold(0.0f64, f64::max);
+    println!(
+        "store round trips per batch, worst case: {worst_calls:.2} port calls, {worst_wire:.2} MongoDB commands; floor <= {FLOOR_ROUND_TRIPS}: {} (port), {} (wire)",
+        verdict(worst_calls <= FLOOR_ROUND_TRIPS),
+        verdict(worst_wire <= FLOOR_ROUND_TRIPS),
+    );
+    if let Some(best) = rows
+        .iter()
+        .filter(|r| r.store == StoreKind::Memory)
+        .max_by(|a, b| a.rate().total_cmp(&b.rate()))
+    {
+        let worst = rows
+            .iter()
+            .filter(|r| r.store == StoreKind::Memory)
+            .map(Row::rate)
+            .fold(f64::INFINITY, f64::min);
+        println!(
+            "in-memory store: best {:.0} events/s ({} P={} W={} b={}), worst {worst:.0}; floor {FLOOR_MEMORY_RATE:.0}: {}",
+            best.rate(),
+            best.popularity,
+            best.partitions,
+            best.workers,
+            best.batch,
+            verdict(best.rate() >= FLOOR_MEMORY_RATE),
+        );
+    }
 }

@@ -1,7 +1,9 @@
-//! The naive drain the worker is compared with: per event one store update (`$inc`, upsert), one
-//! `ZINCRBY`, one `PUBLISH` and one `XACK` — what a straightforward consumer does.
+//! The naive drain the worker is compared with: it reads every partition stream through a consumer
+//! group (`XREADGROUP`, up to 100 entries per stream per read) and, per event, awaits one store update
+//! (`$inc`, upsert), one `ZINCRBY` on the partition's set, one `PUBLISH` and one `XACK`, one by one —
+//! what a straightforward consumer does.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use mongodb::Collection;
@@ -9,38 +11,51 @@ use mongodb::bson::{Document, doc};
 use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
 use redis::streams::StreamReadReply;
+use scoreboard_shared::partition::Partitioner;
 use scoreboard_shared::redis::entry::{FIELD_INCREMENT, FIELD_TIMESTAMP, FIELD_USER};
-use scoreboard_shared::redis::keys;
+use scoreboard_shared::redis::keys::{self, PartitionKeys};
 
 use super::load::now_ms;
 
-/// Drains `events` entries the naive way; returns the reads (batches) done and the lag histogram (ms).
+/// Drains `events` entries from the streams of `partitions` partitions the naive way; returns the reads
+/// done and the lag histogram (ms, counted from the entry's `ts` or the drain's start, whichever is later).
 ///
 /// # Errors
-/// When Redis or the store fails.
+/// When Redis or the store fails, or the drain outlasts `timeout`.
 pub async fn drain(
     redis: &mut ConnectionManager,
     scores: &Collection<Document>,
+    partitions: u16,
     events: usize,
+    timeout: Duration,
 ) -> anyhow::Result<(usize, Histogram<u64>)> {
-    let _: redis::RedisResult<()> = redis::cmd("XGROUP")
-        .arg("CREATE")
-        .arg(keys::UPDATES)
-        .arg(keys::CONSUMER_GROUP)
-        .arg("0")
-        .arg("MKSTREAM")
-        .query_async(redis)
-        .await;
+    let partitioner = Partitioner::new(partitions);
+    let streams: Vec<String> = partitioner
+        .all()
+        .map(|p| PartitionKeys::new(p).updates())
+        .collect();
+    for stream in &streams {
+        let _: redis::RedisResult<()> = redis::cmd("XGROUP")
+            .arg("CREATE")
+            .arg(stream)
+            .arg(keys::CONSUMER_GROUP)
+            .arg("0")
+            .arg("MKSTREAM")
+            .query_async(redis)
+            .await;
+    }
+    let started = Instant::now();
+    let start_ms = now_ms();
     let mut lag = Histogram::<u64>::new(3)?;
     let (mut done, mut reads) = (0, 0);
-    let deadline = Instant::now() + std::time::Duration::from_secs(600);
     while done < events {
         anyhow::ensure!(
-            Instant::now() < deadline,
-            "naive drain took over 10 minutes"
+            started.elapsed() < timeout,
+            "naive drain not finished after {}s: {done} of {events} events",
+            timeout.as_secs()
         );
-        let reply: Option<StreamReadReply> = redis::cmd("XREADGROUP")
-            .arg("GROUP")
+        let mut read = redis::cmd("XREADGROUP");
+        read.arg("GROUP")
             .arg(keys::CONSUMER_GROUP)
             .arg("naive")
             .arg("COUNT")
@@ -48,26 +63,30 @@ pub async fn drain(
             .arg("BLOCK")
             .arg(100)
             .arg("STREAMS")
-            .arg(keys::UPDATES)
-            .arg(">")
-            .query_async(redis)
-            .await?;
+            .arg(&streams);
+        for _ in &streams {
+            read.arg(">");
+        }
+        let reply: Option<StreamReadReply> = read.query_async(redis).await?;
         reads += 1;
-        for entry in reply.into_iter().flat_map(|r| r.keys).flat_map(|k| k.ids) {
-            let user: String = entry.get(FIELD_USER).unwrap_or_default();
-            let inc: i64 = entry.get(FIELD_INCREMENT).unwrap_or(0);
-            let ts: u64 = entry.get(FIELD_TIMESTAMP).unwrap_or(0);
-            scores
-                .update_one(doc! {"_id": &user}, doc! {"$inc": {"score": inc}})
-                .upsert(true)
-                .await?;
-            let _: f64 = redis.zincr(keys::LEADERBOARD, &user, inc).await?;
-            let _: i64 = redis.publish(keys::EVENTS_CHANNEL, &user).await?;
-            let _: i64 = redis
-                .xack(keys::UPDATES, keys::CONSUMER_GROUP, &[&entry.id])
-                .await?;
-            lag.record(now_ms().saturating_sub(ts))?;
-            done += 1;
+        for stream in reply.into_iter().flat_map(|r| r.keys) {
+            for entry in stream.ids {
+                let user: String = entry.get(FIELD_USER).unwrap_or_default();
+                let inc: i64 = entry.get(FIELD_INCREMENT).unwrap_or(0);
+                let ts: u64 = entry.get(FIELD_TIMESTAMP).unwrap_or(0);
+                let partition = PartitionKeys::new(partitioner.partition_of(&user));
+                scores
+                    .update_one(doc! {"_id": &user}, doc! {"$inc": {"score": inc}})
+                    .upsert(true)
+                    .await?;
+                let _: f64 = redis.zincr(partition.leaderboard(), &user, inc).await?;
+                let _: i64 = redis.publish(partition.changed(), &user).await?;
+                let _: i64 = redis
+                    .xack(&stream.key, keys::CONSUMER_GROUP, &[&entry.id])
+                    .await?;
+                lag.record(now_ms().saturating_sub(ts.max(start_ms)))?;
+                done += 1;
+            }
         }
     }
     Ok((reads, lag))

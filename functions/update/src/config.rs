@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use scoreboard_shared::config::{ConfigError, Env, RateLimit};
+use scoreboard_shared::config::{ConfigError, Env, PartitionsConfig, RateLimit};
+use scoreboard_shared::redis::enqueue::EnqueueLimits;
 
 /// What the update function accepts and how fast.
 #[derive(Debug, Clone)]
@@ -12,7 +13,10 @@ pub struct UpdateConfig {
     pub max_increment: u32,
     /// The per-user rate limit (the worker sizes its checks from the same type).
     pub rate_limit: RateLimit,
-    /// Stream length above which updates are refused with 503 (`STREAM_MAX_BACKLOG`, default 1,000,000).
+    /// How users are spread over partitions (`PARTITIONS`, shared with the worker).
+    pub partitions: PartitionsConfig,
+    /// Length of a partition's stream above which its users' updates are refused with 503
+    /// (`STREAM_MAX_BACKLOG`, default 1,000,000).
     pub max_backlog: u64,
     /// How long an `Idempotency-Key` is remembered (`IDEMPOTENCY_TTL_SECS`, default 24 h).
     pub idempotency_ttl: Duration,
@@ -36,6 +40,7 @@ impl UpdateConfig {
         Ok(Self {
             max_increment: env.parse_in("MAX_SCORE_INCREMENT", 100, 1..=1_000_000)?,
             rate_limit: RateLimit::from_env(env)?,
+            partitions: PartitionsConfig::from_env(env)?,
             max_backlog: env.parse_in("STREAM_MAX_BACKLOG", 1_000_000, 1..=1_000_000_000)?,
             idempotency_ttl: Duration::from_secs(env.parse_in(
                 "IDEMPOTENCY_TTL_SECS",
@@ -44,6 +49,18 @@ impl UpdateConfig {
             )?),
             required_scope,
         })
+    }
+}
+
+impl UpdateConfig {
+    /// What the enqueue script enforces.
+    pub fn enqueue_limits(&self) -> EnqueueLimits {
+        EnqueueLimits {
+            rate_per_sec: self.rate_limit.per_sec,
+            burst: self.rate_limit.burst,
+            max_backlog: self.max_backlog,
+            idempotency_ttl: self.idempotency_ttl,
+        }
     }
 }
 

@@ -11,13 +11,14 @@ use scoreboard_shared::emf::{self, Outcome};
 use scoreboard_shared::http_util::{
     authorization, function_clients, json_response, problem_response,
 };
+use scoreboard_shared::partition::EventId;
 use scoreboard_shared::problem::ApiError;
 use scoreboard_shared::request_id;
 
 use crate::body::parse_increment;
 use crate::config::UpdateConfig;
-use crate::enqueue::{EnqueueOutcome, EnqueueRequest, Enqueuer};
 use crate::idempotency_key::parse_idempotency_key;
+use scoreboard_shared::redis::enqueue::{EnqueueOutcome, EnqueueRequest, Enqueuer};
 
 /// The only route this function serves.
 pub const UPDATE_PATH: &str = "/api/v1/scores/update";
@@ -45,7 +46,7 @@ impl UpdateService {
         Self {
             auth,
             redis,
-            enqueuer: Enqueuer::new(&config),
+            enqueuer: Enqueuer::new(config.enqueue_limits(), config.partitions.partitioner()),
             config,
         }
     }
@@ -137,10 +138,10 @@ impl UpdateService {
     }
 }
 
-fn accepted(event_id: &str, request_id: &str, replayed: bool) -> Response<Body> {
+fn accepted(event_id: &EventId, request_id: &str, replayed: bool) -> Response<Body> {
     let mut response = json_response(
         StatusCode::ACCEPTED,
-        &json!({"status": "accepted", "eventId": event_id}),
+        &json!({"status": "accepted", "eventId": event_id.to_string()}),
         request_id,
     )
     .map(Body::Text);

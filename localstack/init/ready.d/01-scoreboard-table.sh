@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
-# Creates the scoreboard's DynamoDB table, idempotently: on-demand billing, string partition key `pk`, TTL
-# on `expiresAt` (event markers expire, user items never do). The same layout as template.yaml and as
-# `DynamoStore::ensure_table` in the worker.
+# Creates the scoreboard's DynamoDB table, idempotently: on-demand billing, string partition key `pk`,
+# nothing expiring. The same layout as template.yaml and as `DynamoStore::ensure_table` in the worker.
 #
 # LocalStack runs it from /etc/localstack/init/ready.d (with `awslocal`); anywhere else it uses the AWS
 # CLI and $AWS_ENDPOINT_URL (DynamoDB Local, LocalStack on the host):
@@ -34,17 +33,3 @@ else
   echo "table $table: created concurrently"
 fi
 "${aws[@]}" dynamodb wait table-exists --table-name "$table"
-
-ttl=$("${aws[@]}" dynamodb describe-time-to-live --table-name "$table" \
-  --query 'TimeToLiveDescription.[TimeToLiveStatus,AttributeName]')
-case "$ttl" in
-  ENABLED*expiresAt | ENABLING*expiresAt)
-    echo "table $table: TTL on expiresAt already enabled" ;;
-  ENABLED* | ENABLING*)
-    echo "table $table: TTL is on another attribute ($ttl); expected expiresAt" >&2
-    exit 1 ;;
-  *)
-    "${aws[@]}" dynamodb update-time-to-live --table-name "$table" \
-      --time-to-live-specification Enabled=true,AttributeName=expiresAt >/dev/null
-    echo "table $table: TTL on expiresAt enabled" ;;
-esac

@@ -1,5 +1,5 @@
--- Accepts one score update in a single round trip (docs/design.md §5.1).
--- KEYS[1] stream, KEYS[2] rate-limit key, KEYS[3] idempotency key (optional)
+-- Accepts one score update in a single round trip on the user's partition (docs/design.md §5.1).
+-- KEYS[1] the partition's stream {sb:p}:updates, KEYS[2] rate-limit key, KEYS[3] idempotency key (optional)
 -- ARGV: user, name, inc, request id, rate per sec, burst, max backlog, idempotency ttl ms, schema version
 -- Returns {status, value}: {"accepted", id} | {"replay", id} | {"conflict", ""}
 --   | {"backlogged", ""} | {"limited", retry_after_ms}

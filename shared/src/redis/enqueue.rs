@@ -1,13 +1,15 @@
-//! The enqueue script and its typed outcome: idempotency, backlog bound, GCRA rate limit and `XADD`
-//! in one atomic script call, so an accepted update costs exactly one round trip.
+//! The update path's one script and its typed outcome: idempotency, backlog bound, GCRA rate limit and
+//! `XADD` on the user's partition (`{sb:p}` keys, one cluster slot) in one atomic call, so an accepted
+//! update costs exactly one round trip. The update function calls it for every request; the worker's
+//! `dlq replay` calls it with the dead entry's event id as the idempotency key.
 
 use std::time::Duration;
 
 use redis::aio::ConnectionLike;
 
-use scoreboard_shared::redis::{entry, keys};
-
-use crate::config::UpdateConfig;
+use crate::partition::{EventId, Partitioner, StreamId};
+use crate::redis::entry;
+use crate::redis::keys::PartitionKeys;
 
 /// What to append, after authentication and validation.
 #[derive(Debug, Clone)]
@@ -22,14 +24,24 @@ pub struct EnqueueRequest<'a> {
 /// What the script decided.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EnqueueOutcome {
-    Accepted { event_id: String },
-    Replayed { event_id: String },
+    Accepted { event_id: EventId },
+    Replayed { event_id: EventId },
     IdempotencyConflict,
     Backlogged,
     RateLimited { retry_after: Duration },
 }
 
-/// The loaded script plus the limits it enforces.
+/// The limits the script enforces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EnqueueLimits {
+    pub rate_per_sec: u32,
+    pub burst: u32,
+    /// Entries a partition's stream may hold before updates to it are refused.
+    pub max_backlog: u64,
+    pub idempotency_ttl: Duration,
+}
+
+/// The loaded script, the limits it enforces and the partitioning of users.
 #[derive(Debug, Clone)]
 pub struct Enqueuer {
     script: redis::Script,
@@ -37,16 +49,18 @@ pub struct Enqueuer {
     burst: u32,
     max_backlog: u64,
     idempotency_ttl: Duration,
+    partitioner: Partitioner,
 }
 
 impl Enqueuer {
-    pub fn new(config: &UpdateConfig) -> Self {
+    pub fn new(limits: EnqueueLimits, partitioner: Partitioner) -> Self {
         Self {
             script: redis::Script::new(include_str!("enqueue.lua")),
-            rate_per_sec: config.rate_limit.per_sec,
-            burst: config.rate_limit.burst,
-            max_backlog: config.max_backlog,
-            idempotency_ttl: config.idempotency_ttl,
+            rate_per_sec: limits.rate_per_sec,
+            burst: limits.burst,
+            max_backlog: limits.max_backlog,
+            idempotency_ttl: limits.idempotency_ttl,
+            partitioner,
         }
     }
 
@@ -65,10 +79,12 @@ impl Enqueuer {
         conn: &mut C,
         request: &EnqueueRequest<'_>,
     ) -> redis::RedisResult<EnqueueOutcome> {
-        let mut invocation = self.script.key(keys::UPDATES);
-        invocation.key(keys::rate_limit(request.user_id));
+        let partition = self.partitioner.partition_of(request.user_id);
+        let keys = PartitionKeys::new(partition);
+        let mut invocation = self.script.key(keys.updates());
+        invocation.key(keys.rate_limit(request.user_id));
         if let Some(key) = request.idempotency_key {
-            invocation.key(keys::idempotency(request.user_id, key));
+            invocation.key(keys.idempotency(request.user_id, key));
         }
         invocation
             .arg(request.user_id)
@@ -81,9 +97,23 @@ impl Enqueuer {
             .arg(self.idempotency_ttl.as_millis() as u64)
             .arg(entry::SCHEMA_VERSION);
         let (status, value): (String, String) = invocation.invoke_async(conn).await?;
+        let event_id = |raw: &str| -> redis::RedisResult<EventId> {
+            let entry: StreamId = raw.parse().map_err(|_| {
+                redis::RedisError::from((
+                    redis::ErrorKind::Client,
+                    "enqueue script returned an invalid entry id",
+                    raw.to_owned(),
+                ))
+            })?;
+            Ok(EventId { partition, entry })
+        };
         Ok(match status.as_str() {
-            "accepted" => EnqueueOutcome::Accepted { event_id: value },
-            "replay" => EnqueueOutcome::Replayed { event_id: value },
+            "accepted" => EnqueueOutcome::Accepted {
+                event_id: event_id(&value)?,
+            },
+            "replay" => EnqueueOutcome::Replayed {
+                event_id: event_id(&value)?,
+            },
             "conflict" => EnqueueOutcome::IdempotencyConflict,
             "backlogged" => EnqueueOutcome::Backlogged,
             "limited" => EnqueueOutcome::RateLimited {

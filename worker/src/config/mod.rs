@@ -6,5 +6,5 @@ mod store;
 mod worker;
 
 pub use scoreboard_shared::config::{ConfigError, Env};
-pub use store::{DEFAULT_DEDUPE_WINDOW, MongoConfig, StoreConfig};
+pub use store::{MongoConfig, StoreConfig};
 pub use worker::WorkerConfig;

@@ -1,6 +1,4 @@
-//! Which score store the worker writes to (`STORE`) and how to reach it. The MongoDB dedupe window `K`
-//! lives here; its relation to the rate limit and the claim idle time is checked by
-//! [`super::WorkerConfig`].
+//! Which score store the worker writes to (`STORE`) and how to reach it.
 
 use secrecy::SecretString;
 
@@ -18,19 +16,14 @@ pub enum StoreConfig {
 }
 
 /// `MONGODB_URI` (`mongodb://` or `mongodb+srv://`, TLS options allowed), `MONGODB_DATABASE`,
-/// `MONGODB_COLLECTION`, `DEDUPE_WINDOW`.
+/// `MONGODB_COLLECTION`.
 #[derive(Debug, Clone)]
 pub struct MongoConfig {
     /// May hold a password, so it is kept secret.
     pub uri: SecretString,
     pub database: String,
     pub collection: String,
-    /// How many of a user's most recent event ids each document remembers (`K`).
-    pub dedupe_window: u32,
 }
-
-/// Default `DEDUPE_WINDOW`: comfortably above 2 × (10/s × 30 s + 20), the default limits.
-pub const DEFAULT_DEDUPE_WINDOW: u32 = 1_000;
 
 impl StoreConfig {
     /// # Errors
@@ -55,19 +48,11 @@ impl StoreConfig {
             Self::DynamoDb(_) => "AWS_REGION",
         }
     }
-
-    /// The dedupe window to check against the rate limit, when the store has one.
-    pub fn dedupe_window(&self) -> Option<u32> {
-        match self {
-            Self::MongoDb(mongo) => Some(mongo.dedupe_window),
-            Self::DynamoDb(_) => None,
-        }
-    }
 }
 
 impl MongoConfig {
     /// # Errors
-    /// When `MONGODB_URI` is missing or has another scheme, or a name or the window is invalid.
+    /// When `MONGODB_URI` is missing or has another scheme, or a name is invalid.
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         let uri = env.required("MONGODB_URI")?;
         if !(uri.starts_with("mongodb://") || uri.starts_with("mongodb+srv://")) {
@@ -94,7 +79,6 @@ impl MongoConfig {
             uri: uri.into(),
             database,
             collection,
-            dedupe_window: env.parse_in("DEDUPE_WINDOW", DEFAULT_DEDUPE_WINDOW, 1..=100_000)?,
         })
     }
 }
@@ -119,15 +103,17 @@ mod tests {
 
     #[test]
     fn accepts_atlas_srv_uris() {
-        let env = Env::from_pairs([
-            (
-                "MONGODB_URI",
-                "mongodb+srv://u:p@cluster0.example.net/?tls=true",
-            ),
-            ("DEDUPE_WINDOW", "700"),
-        ]);
-        let cfg = StoreConfig::from_env(&env).unwrap();
-        assert_eq!(cfg.dedupe_window(), Some(700));
+        let env = Env::from_pairs([(
+            "MONGODB_URI",
+            "mongodb+srv://u:p@cluster0.example.net/?tls=true",
+        )]);
+        let StoreConfig::MongoDb(cfg) = StoreConfig::from_env(&env).unwrap() else {
+            panic!("mongodb is the default store");
+        };
+        assert_eq!(
+            (cfg.database.as_str(), cfg.collection.as_str()),
+            ("scoreboard", "scores")
+        );
     }
 
     #[test]

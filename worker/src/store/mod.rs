@@ -1,12 +1,6 @@
-//! The score store ports: the system of record for totals. v1 ([`ScoreStore`]): adapters (MongoDB,
-//! DynamoDB, memory) apply a batch of per-user deltas exactly once per event id and report each touched
-//! user's new absolute total. v2 ([`WatermarkStore`], `watermark.rs`): a compare-and-set on each user's
-//! watermark, per partition; the same adapters implement both until the worker switches over.
-
-use std::fmt::Debug;
-
-use async_trait::async_trait;
-use futures::stream::BoxStream;
+//! The score store port: the system of record for totals. [`WatermarkStore`] (`watermark.rs`): a
+//! compare-and-set on each user's watermark, per partition, implemented by the MongoDB, DynamoDB and
+//! memory adapters; [`connect`] builds the configured one.
 
 mod connect;
 pub mod dynamo;
@@ -14,39 +8,10 @@ pub mod memory;
 pub mod mongo;
 mod watermark;
 
-pub use connect::{connect, connect_watermark};
+pub use connect::connect;
 pub use watermark::{
     PartitionRead, UserRecord, UserWrite, Watermark, WatermarkStore, WriteOutcome,
 };
-
-/// One accepted update as the store sees it: the stream entry id and its increment.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoreEvent {
-    pub event_id: String,
-    pub increment: u64,
-}
-
-/// All of one user's events in a batch, coalesced.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UserDelta {
-    pub user_id: String,
-    /// The latest display name seen in the batch, if any.
-    pub display_name: Option<String>,
-    /// The events behind the delta, in stream order; never empty.
-    pub events: Vec<StoreEvent>,
-}
-
-impl UserDelta {
-    /// The summed increment of all events.
-    pub fn total_increment(&self) -> u64 {
-        self.events.iter().map(|e| e.increment).sum()
-    }
-
-    /// The event ids, in stream order.
-    pub fn event_ids(&self) -> impl Iterator<Item = &str> {
-        self.events.iter().map(|e| e.event_id.as_str())
-    }
-}
 
 /// A user's absolute total in the store.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,10 +24,9 @@ pub struct UserTotal {
 /// A cause kept behind a [`StoreError`] (the driver's or SDK's own error).
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
-/// Why a store call failed. Nothing was half-applied either way (each user's update is atomic and
-/// idempotent per event id), so the same batch may always be sent again; the variant says whether
-/// sending it again can help. The driver's error, when there is one, is kept as the `source`, so logs
-/// and callers can walk the chain.
+/// Why a store call failed. Each user's write is atomic and guarded by its watermark, so the caller may
+/// always re-read and send the batch again; the variant says whether sending it again can help. The
+/// driver's error, when there is one, is kept as the `source`, so logs and callers can walk the chain.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// Transient: the store is unreachable, timed out, throttled or briefly unable (5xx, failover). The
@@ -129,26 +93,6 @@ impl StoreError {
             },
         }
     }
-}
-
-/// The system of record for scores.
-#[async_trait]
-pub trait ScoreStore: Send + Sync + Debug {
-    /// Applies every delta so that each event id counts at most once, ever, and returns the new
-    /// absolute total of every user in `batch` (already-applied events change nothing).
-    ///
-    /// # Errors
-    /// When the store cannot be reached or answers unexpectedly; the batch may be retried as a whole.
-    async fn apply_batch(&self, batch: &[UserDelta]) -> Result<Vec<UserTotal>, StoreError>;
-
-    /// Every user's total, in no particular order (for rebuilding the Redis cache).
-    fn all_totals(&self) -> BoxStream<'_, Result<UserTotal, StoreError>>;
-
-    /// Whether the store is reachable (health checks).
-    ///
-    /// # Errors
-    /// When it is not.
-    async fn ping(&self) -> Result<(), StoreError>;
 }
 
 #[cfg(test)]

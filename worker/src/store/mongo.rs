@@ -1,30 +1,20 @@
-//! The MongoDB adapter of [`ScoreStore`] (v1, below) and of the v2
-//! [`WatermarkStore`](super::WatermarkStore) (`mongo/watermark.rs`: per-user `wm` compare-and-set in one
-//! unordered bulk `update`, the partition's `hw` document; `mongo/migrate.rs`: v1 documents to v2).
-//!
-//! v1: one document per user `{_id, score, name, applied, updatedAt}`.
-//!
-//! Invariant: an event id counts at most once. Each user's update filters `applied: {$nin: ids}` and does
-//! `$inc` plus `$push {$each: ids, $slice: -K}` in one single-document (atomic) update, so either all of a
-//! user's batch is applied together with its ids, or none is. A whole batch is ONE `update` command with
-//! one statement per user (one round trip), then ONE `find` reads the new totals. A user whose batch
-//! overlaps ids already applied (a re-delivery) makes the upsert hit the duplicate `_id`; that user takes
-//! the per-event path, where each event is applied only if its id is not in `applied`.
+//! The MongoDB adapter of the [`WatermarkStore`](super::WatermarkStore) (`mongo/watermark.rs`: per-user
+//! `wm` compare-and-set in one unordered bulk `update`, the partition's `hw` document;
+//! `mongo/migrate.rs`: v1 documents to v2).
 //!
 //! Errors: network failures, server selection timeouts, failovers, shutdowns, write conflicts, rate
 //! limits and unmet write concerns are [`StoreError::Unavailable`] (transient, see [`is_transient`] in
 //! `mongo/errors.rs`); everything else — failed authentication, missing privileges, an invalid URI, a
 //! document this code cannot read — is [`StoreError::Unexpected`], which the worker does not retry.
-//! [`MongoStore::connect`] is the start-up check: the URI parses, the server answers, and the score
-//! index exists or is made.
+//! [`MongoStore::connect`] is the start-up check: the URI parses, the server answers, and the indexes
+//! (on `score` and on `p`) exist or are made.
 
-use futures::stream::{BoxStream, StreamExt, TryStreamExt};
-use mongodb::bson::{Bson, DateTime, Document, doc};
+use mongodb::bson::{Bson, Document, doc};
 use mongodb::options::{ClientOptions, IndexOptions};
 use mongodb::{Client, Collection, Database, IndexModel};
 use secrecy::ExposeSecret;
 
-use super::{ScoreStore, StoreError, UserDelta, UserTotal};
+use super::{StoreError, UserTotal};
 use crate::config::MongoConfig;
 
 mod bulk;
@@ -33,13 +23,13 @@ mod migrate;
 mod watermark;
 
 pub use self::errors::is_transient;
-use self::errors::{TRANSIENT_CODES, store_error};
+use self::errors::store_error;
 
 /// MongoDB's duplicate key error code.
 const DUPLICATE_KEY: i32 = 11000;
-/// Name of the index on `score` (descending) used to read the top of the board from the store.
+/// Name of the index on `score` (descending), for reading the top of the board from the store.
 const SCORE_INDEX: &str = "score_desc";
-/// Name of the index on `p` (v2: a partition's users, for rebuilds).
+/// Name of the index on `p` (a partition's users, for rebuilds).
 const PARTITION_INDEX: &str = "partition";
 
 /// A connected MongoDB score store.
@@ -47,7 +37,6 @@ const PARTITION_INDEX: &str = "partition";
 pub struct MongoStore {
     db: Database,
     collection: Collection<Document>,
-    dedupe_window: i64,
 }
 
 impl MongoStore {
@@ -85,11 +74,7 @@ impl MongoStore {
         let client = Client::with_options(options).map_err(store_error)?;
         let db = client.database(&config.database);
         let collection = db.collection::<Document>(&config.collection);
-        let store = Self {
-            db,
-            collection,
-            dedupe_window: i64::from(config.dedupe_window),
-        };
+        let store = Self { db, collection };
         store.ensure_indexes().await?;
         Ok(store)
     }
@@ -117,161 +102,6 @@ impl MongoStore {
             .await
             .map(|_| ())
             .map_err(store_error)
-    }
-
-    /// The `n` highest totals, best first (ties by user id ascending), read from the store.
-    ///
-    /// # Errors
-    /// When the store cannot be read.
-    pub async fn top(&self, n: usize) -> Result<Vec<UserTotal>, StoreError> {
-        let mut all: Vec<UserTotal> = self.all_totals().try_collect().await?;
-        all.sort_by(|a, b| {
-            b.score
-                .cmp(&a.score)
-                .then_with(|| a.user_id.cmp(&b.user_id))
-        });
-        all.truncate(n);
-        Ok(all)
-    }
-
-    fn statement(&self, delta: &UserDelta, ids: &[&str], increment: u64, upsert: bool) -> Document {
-        let mut set = doc! {"updatedAt": DateTime::now()};
-        if let Some(name) = &delta.display_name {
-            set.insert("name", name.as_str());
-        }
-        doc! {
-            "q": {"_id": delta.user_id.as_str(), "applied": {"$nin": ids}},
-            "u": {
-                "$inc": {"score": increment as i64},
-                "$set": set,
-                "$push": {"applied": {"$each": ids, "$slice": -self.dedupe_window}},
-            },
-            "upsert": upsert,
-        }
-    }
-
-    /// Runs one `update` command; returns `n` and the indexes of statements that hit a duplicate key.
-    async fn update(&self, statements: Vec<Document>) -> Result<(u64, Vec<usize>), StoreError> {
-        let reply = self
-            .db
-            .run_command(doc! {
-                "update": self.collection.name(),
-                "updates": statements,
-                "ordered": false,
-            })
-            .await
-            .map_err(store_error)?;
-        // The write may not be durable (e.g. a majority write timed out): retry the batch, which the
-        // `$nin` guard makes safe, rather than ack events a rollback could lose.
-        if let Ok(concern) = reply.get_document("writeConcernError") {
-            return Err(StoreError::unavailable(format!(
-                "write concern not met: {}",
-                concern.get_str("errmsg").unwrap_or("unknown")
-            )));
-        }
-        let n = reply.get("n").and_then(lenient_u64).unwrap_or(0);
-        let mut duplicates = Vec::new();
-        if let Ok(errors) = reply.get_array("writeErrors") {
-            for error in errors {
-                let error = error
-                    .as_document()
-                    .ok_or_else(|| unexpected("writeErrors"))?;
-                let code = error.get("code").and_then(lenient_u64);
-                let index = error.get("index").and_then(lenient_u64);
-                match (code, index) {
-                    (Some(code), Some(index)) if code == DUPLICATE_KEY as u64 => {
-                        duplicates.push(index as usize);
-                    }
-                    _ => {
-                        let message = format!(
-                            "write error: {}",
-                            error.get_str("errmsg").unwrap_or("unknown")
-                        );
-                        let transient = code
-                            .and_then(|c| i32::try_from(c).ok())
-                            .is_some_and(|c| TRANSIENT_CODES.contains(&c));
-                        return Err(if transient {
-                            StoreError::unavailable(message)
-                        } else {
-                            StoreError::unexpected(message)
-                        });
-                    }
-                }
-            }
-        }
-        Ok((n, duplicates))
-    }
-
-    /// The per-event path for a user whose batch overlaps already-applied ids.
-    async fn apply_per_event(&self, delta: &UserDelta) -> Result<(), StoreError> {
-        for event in &delta.events {
-            let ids = [event.event_id.as_str()];
-            let (_, duplicates) = self
-                .update(vec![self.statement(delta, &ids, event.increment, true)])
-                .await?;
-            if !duplicates.is_empty() {
-                // The document exists and (almost surely) holds the id. Without upsert a concurrent
-                // first insert cannot interfere: n == 0 now means the id is applied.
-                self.update(vec![self.statement(delta, &ids, event.increment, false)])
-                    .await?;
-            }
-        }
-        Ok(())
-    }
-
-    async fn read_totals(&self, users: &[&str]) -> Result<Vec<UserTotal>, StoreError> {
-        self.collection
-            .find(doc! {"_id": {"$in": users}})
-            .projection(doc! {"score": 1, "name": 1})
-            .await
-            .map_err(store_error)?
-            .map_err(store_error)
-            .and_then(|d| async move { to_total(&d) })
-            .try_collect()
-            .await
-    }
-}
-
-#[async_trait::async_trait]
-impl ScoreStore for MongoStore {
-    async fn apply_batch(&self, batch: &[UserDelta]) -> Result<Vec<UserTotal>, StoreError> {
-        if batch.is_empty() {
-            return Ok(Vec::new());
-        }
-        let statements = batch
-            .iter()
-            .map(|delta| {
-                let ids: Vec<&str> = delta.event_ids().collect();
-                self.statement(delta, &ids, delta.total_increment(), true)
-            })
-            .collect();
-        let (_, conflicts) = self.update(statements).await?;
-        for index in conflicts {
-            let delta = batch
-                .get(index)
-                .ok_or_else(|| unexpected("writeErrors index out of range"))?;
-            tracing::debug!(user = %delta.user_id, "re-delivered events: per-event path");
-            self.apply_per_event(delta).await?;
-        }
-        let users: Vec<&str> = batch.iter().map(|d| d.user_id.as_str()).collect();
-        self.read_totals(&users).await
-    }
-
-    fn all_totals(&self) -> BoxStream<'_, Result<UserTotal, StoreError>> {
-        // v2 `hw` documents share the collection and are not users.
-        let find = self
-            .collection
-            .find(doc! {"hw": {"$exists": false}})
-            .projection(doc! {"score": 1, "name": 1});
-        futures::stream::once(async move { find.await.map_err(store_error) })
-            .map_ok(|cursor| cursor.map_err(store_error))
-            .try_flatten()
-            .and_then(|d| async move { to_total(&d) })
-            .boxed()
-    }
-
-    async fn ping(&self) -> Result<(), StoreError> {
-        self.ping_server().await
     }
 }
 
@@ -363,7 +193,6 @@ mod tests {
             uri: "mongodb://127.0.0.1:notaport/".to_owned().into(),
             database: "db".to_owned(),
             collection: "c".to_owned(),
-            dedupe_window: 1000,
         };
         let error = MongoStore::connect(&config).await.unwrap_err();
         assert!(!error.is_transient(), "{error}");

@@ -1,16 +1,14 @@
 //! The worker's behaviours, one file per guarantee.
 
-mod cache_loss;
+mod backlog;
+mod cache;
 mod chaos;
-mod coalescing;
-mod dead_letters;
-mod entry_parsing;
-mod exactly_once;
-mod fatal_store_errors;
-mod memory_store;
+mod leases;
+mod owner_steps;
+mod poison;
+mod rdb_restore;
 mod redis_outage;
-mod shutdown;
-mod startup_checks;
+mod startup;
 mod store_outage;
 mod ties;
-mod trimming;
+mod zombie_owner;

@@ -1,111 +1,151 @@
-//! Store outage: the store's server (the MongoDB-protocol server, or DynamoDB Local keeping its data on
-//! disk) is stopped for a few seconds and started again while the worker runs; nothing is acked during
-//! the outage and nothing is lost.
+//! A store outage with a backlog (`docs/design.md` §5.2–§5.3): two worker processes run while the store
+//! is down and 5,000 events of one user queue up; the owner holds a batch it cannot write (and lets its
+//! lease go, since its steps do not complete). The store comes back, and the partition's owner is
+//! `kill -9`ed twice while it drains (each time right after a commit) and restarted. Exactly once by
+//! watermark: the store and the partition's set end at the exact sum.
 
-use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use scoreboard_shared::shutdown::Shutdown;
-use scoreboard_testkit::RedisServer;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use scoreboard_shared::partition::Partitioner;
 
-use crate::helpers::{self, StoreUnderTest, xadd_event};
+use crate::helpers::*;
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_store_outage_delays_but_loses_nothing_with_mongodb() {
-    a_store_outage_delays_but_loses_nothing(StoreUnderTest::spawned_mongo()).await;
+const P: u16 = 4;
+const EVENTS: usize = 5_000;
+const USER: &str = "outage-user";
+
+#[tokio::test]
+async fn mongo_a_backlog_queued_during_a_store_outage_drains_exactly_once_through_two_owner_kills()
+{
+    store_outage_scenario(StoreUnderTest::spawned_mongo()).await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_store_outage_delays_but_loses_nothing_with_dynamodb() {
-    a_store_outage_delays_but_loses_nothing(StoreUnderTest::spawned_dynamodb()).await;
+#[tokio::test]
+async fn dynamodb_a_backlog_queued_during_a_store_outage_drains_exactly_once_through_two_owner_kills()
+ {
+    store_outage_scenario(StoreUnderTest::spawned_dynamodb()).await;
 }
 
-/// The scenario, for any store.
-async fn a_store_outage_delays_but_loses_nothing(mut target: StoreUnderTest) {
-    let redis_server = RedisServer::start();
-    let store = target.connect().await;
-    let mut redis = helpers::redis_manager(&redis_server.url());
-    let worker = helpers::worker(&redis, &store, helpers::worker_config("w", &[])).await;
-    let (trigger, shutdown) = Shutdown::new();
-    let running = tokio::spawn(worker.run(shutdown));
-    let mut expected = BTreeMap::<String, u64>::new();
-    let produce =
-        async |redis: &mut _, from: u64, to: u64, expected: &mut BTreeMap<String, u64>| {
-            for i in from..to {
-                let user = format!("u{}", i % 10);
-                xadd_event(redis, &user, None, 1 + i % 3).await;
-                *expected.entry(user).or_default() += 1 + i % 3;
-            }
-        };
-    produce(&mut redis, 0, 100, &mut expected).await;
-    let first = expected.clone();
-    helpers::eventually(Duration::from_secs(20), "the first 100 events", || {
-        let store = store.clone();
-        let first = first.clone();
-        async move { helpers::store_totals(store.as_ref()).await == first }
-    })
-    .await;
+/// Retries of the store stage reported by a worker's `/metrics`.
+async fn store_retries(worker: &WorkerProcess) -> u64 {
+    let Some(metrics) = worker.metrics().await else {
+        return 0;
+    };
+    metrics
+        .lines()
+        .filter(|l| l.starts_with("scoreboard_worker_retries_total") && l.contains("\"store\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .map(|v| v as u64)
+        .sum()
+}
 
-    target.stop();
-    produce(&mut redis, 100, 250, &mut expected).await;
-    // During the outage the new entries are delivered but not acked.
-    helpers::eventually(
-        Duration::from_secs(10),
-        "entries held during the outage",
-        || {
-            let mut redis = redis.clone();
-            async move { helpers::pending(&mut redis).await > 0 }
-        },
-    )
-    .await;
-    assert_liveness_survives_the_outage(&redis, &store).await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    assert!(
-        helpers::pending(&mut redis).await > 0,
-        "nothing acked while the store is down"
-    );
-    target.restart();
-
-    helpers::eventually(
+async fn store_outage_scenario(mut store: StoreUnderTest) {
+    let server = durable_redis();
+    let mut redis = redis_manager(&server.url());
+    let partition = Partitioner::new(P).partition_of(USER);
+    let extra = [("WORKER_BATCH_SIZE", "50")];
+    let ids = ["outage-a", "outage-b"];
+    let mut workers: Vec<WorkerProcess> = ids
+        .iter()
+        .map(|id| WorkerProcess::start(&worker_env(&store, &server.url(), id, P, &extra)))
+        .collect();
+    let probe = redis.clone();
+    eventually(
         Duration::from_secs(60),
-        "every event after the outage",
+        "the workers to own and build every partition",
         || {
-            let (store, expected, mut redis) = (store.clone(), expected.clone(), redis.clone());
+            let mut probe = probe.clone();
             async move {
-                helpers::store_totals(store.as_ref()).await == expected
-                    && helpers::pending(&mut redis).await == 0
+                let held = lease_holders(&mut probe, P).await;
+                let mut built = true;
+                for partition in 0..P {
+                    built &= partition_top(&mut probe, partition).await.is_some();
+                }
+                built && held.iter().all(Option::is_some)
             }
         },
     )
     .await;
-    assert_eq!(helpers::board(&mut redis).await, expected);
-    trigger.trigger();
-    tokio::time::timeout(Duration::from_secs(10), running)
-        .await
-        .unwrap()
-        .unwrap()
-        .expect("an outage is transient: the worker rode it out");
-}
 
-/// `/healthz` stays 200 during a store outage (reporting it), so an orchestrator never restarts a worker
-/// that is riding the outage out; a restart would abandon its batch and push it toward the DLQ.
-async fn assert_liveness_survives_the_outage(
-    redis: &redis::aio::ConnectionManager,
-    store: &std::sync::Arc<dyn scoreboard_worker::store::ScoreStore>,
-) {
-    let app = scoreboard_worker::health_app(scoreboard_worker::HealthState {
-        redis: redis.clone(),
-        store: store.clone(),
-        metrics: scoreboard_shared::telemetry::prometheus(),
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/healthz", listener.local_addr().unwrap());
-    let server = tokio::spawn(async move { axum::serve(listener, app).await });
-    scoreboard_shared::tls::install_crypto_provider();
-    let response = reqwest::get(&url).await.expect("healthz answers");
-    assert_eq!(response.status().as_u16(), 200);
-    let body: serde_json::Value = response.json().await.unwrap();
-    assert_eq!(body["store"], false, "{body}");
-    assert_eq!(body["redis"], true, "{body}");
-    server.abort();
+    store.stop();
+    let mut rng = StdRng::seed_from_u64(5);
+    let increments: Vec<u64> = (0..EVENTS).map(|_| rng.random_range(1..=9)).collect();
+    let expected: u64 = increments.iter().sum();
+    fill(&mut redis, P, USER, "Outage", &increments).await;
+    let until = Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut retries = 0;
+        for worker in &workers {
+            retries += store_retries(worker).await;
+        }
+        if retries > 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < until,
+            "no worker retried its store write during the outage:\n{}\n{}\nmetrics:\n{:?}",
+            workers[0].output_tail(30),
+            workers[1].output_tail(30),
+            workers[0].metrics().await
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        cursor(&mut redis, partition).await,
+        None,
+        "nothing committed while the store is down"
+    );
+    assert!(
+        workers.iter_mut().all(WorkerProcess::is_running),
+        "the workers ride the outage out"
+    );
+
+    store.restart();
+    let started = Instant::now();
+    for kill in 1..=2 {
+        let before = cursor(&mut redis, partition).await;
+        let probe = redis.clone();
+        eventually(
+            Duration::from_secs(60),
+            &format!("the owner to commit a batch before kill {kill}"),
+            || {
+                let (mut probe, before) = (probe.clone(), before.clone());
+                async move { cursor(&mut probe, partition).await != before }
+            },
+        )
+        .await;
+        let holder = lease_holders(&mut redis, P).await[usize::from(partition)].clone();
+        let Some(owner) = workers
+            .iter_mut()
+            .find(|w| w.worker_id() == holder.as_deref())
+        else {
+            panic!("partition {partition} has no owner right after a commit: {holder:?}");
+        };
+        owner.kill9();
+        let left = backlog(&mut redis, P).await;
+        assert!(left > 0, "kill {kill} came after the backlog was drained");
+        eprintln!(
+            "kill {kill} of {holder:?} after {:?}: {left} entries left",
+            started.elapsed()
+        );
+        owner.restart();
+    }
+
+    let probe = redis.clone();
+    eventually(
+        Duration::from_secs(90),
+        "the workers to drain the backlog",
+        || {
+            let mut probe = probe.clone();
+            async move { backlog(&mut probe, P).await == 0 }
+        },
+    )
+    .await;
+    eprintln!("drained {:?} after the store came back", started.elapsed());
+    let totals = store_totals(store.connect().await.as_ref(), P).await;
+    assert_eq!(totals.get(USER), Some(&expected), "each event counts once");
+    assert_eq!(totals.len(), 1);
+    assert_eq!(board(&mut redis, P).await.get(USER), Some(&expected));
 }

@@ -1,29 +1,37 @@
-//! Shared arrangements: the store under test, a Redis per test, workers built from env pairs (in process,
-//! or the real binary as a child process), a raw stream producer and the real update handler as
-//! producer, and readers of the store and the board.
+//! Shared arrangements: the store under test, a Redis per test, partition owners built step by step
+//! (in process) or whole workers (the real binary as a child process), raw stream producers and the
+//! real update handler as producer, and readers of the store, the partition sets and the global top.
 
 #![allow(dead_code)]
 
+mod fleet;
 mod producer;
 mod store_under_test;
+mod subcommand;
 mod worker_process;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures::TryStreamExt;
 use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
 use scoreboard_shared::config::{Env, RedisConfig};
-use scoreboard_shared::redis::keys;
+use scoreboard_shared::partition::Partitioner;
+use scoreboard_shared::redis::keys::{self, PartitionKeys};
 use scoreboard_shared::shutdown::Shutdown;
 use scoreboard_shared::snapshot::Snapshot;
 use scoreboard_worker::config::WorkerConfig;
-use scoreboard_worker::store::{ScoreStore, UserTotal};
-use scoreboard_worker::{StepOutcome, Worker};
+use scoreboard_worker::lease::LeaseScripts;
+use scoreboard_worker::partition::owner::{OwnerConfig, PartitionOwner, StepOutcome};
+use scoreboard_worker::partition::scripts::PartitionScripts;
+use scoreboard_worker::store::{UserTotal, WatermarkStore};
 
-pub use producer::{Accepted, UpdateProducer, xadd_event, xadd_raw};
+pub use fleet::{cursor, durable_redis, fill, held_by, lease_holders, merger_holder, worker_env};
+pub use producer::{Accepted, UpdateProducer, token, xadd_event, xadd_raw};
 pub use store_under_test::StoreUnderTest;
+pub use subcommand::{SubcommandRun, run_subcommand};
 pub use worker_process::{WorkerProcess, env_pairs};
 
 /// A self-reconnecting Redis connection with timeouts that tolerate blocking reads.
@@ -36,14 +44,15 @@ pub fn redis_manager(url: &str) -> ConnectionManager {
     scoreboard_shared::redis::connect_lazy(&RedisConfig::from_env(&env).unwrap()).unwrap()
 }
 
-/// Worker settings for tests: short block and claim idle time, plus `extra` overrides.
-pub fn worker_config(consumer: &str, extra: &[(&str, &str)]) -> WorkerConfig {
+/// Worker settings for tests: short block and lease, `partitions` partitions, plus `extra` overrides.
+pub fn worker_config(worker_id: &str, partitions: u16, extra: &[(&str, &str)]) -> WorkerConfig {
+    let partitions = partitions.to_string();
     let mut pairs: Vec<(String, String)> = [
-        ("WORKER_CONSUMER", consumer),
+        ("WORKER_ID", worker_id),
+        ("PARTITIONS", partitions.as_str()),
         ("WORKER_BATCH_SIZE", "500"),
         ("WORKER_BLOCK_MS", "50"),
-        ("CLAIM_IDLE_MS", "30000"),
-        ("MAX_DELIVERIES", "5"),
+        ("LEASE_TTL_MS", "2000"),
         ("LEADERBOARD_SIZE", "10"),
     ]
     .iter()
@@ -57,26 +66,57 @@ pub fn worker_config(consumer: &str, extra: &[(&str, &str)]) -> WorkerConfig {
     WorkerConfig::from_env(&Env::from_pairs(pairs)).unwrap()
 }
 
-pub async fn worker(
-    redis: &ConnectionManager,
-    store: &Arc<dyn ScoreStore>,
-    config: WorkerConfig,
-) -> Worker {
-    Worker::new(redis.clone(), store.clone(), config)
+/// Acquires partition `partition`'s lease as `config.worker_id` and starts its owner (fencing the
+/// stream and building the cache); `None` when another holder has the lease.
+pub async fn owner(
+    redis_url: &str,
+    store: &Arc<dyn WatermarkStore>,
+    config: &WorkerConfig,
+    partition: u16,
+) -> Option<PartitionOwner> {
+    let mut redis = redis_manager(redis_url);
+    let keys = PartitionKeys::new(partition);
+    let leases = LeaseScripts::new(config.lease_ttl);
+    let lease = leases
+        .acquire(&mut redis, &keys.lease(), &keys.epoch(), &config.worker_id)
         .await
-        .expect("worker starts")
+        .expect("acquire")?;
+    let owner = PartitionOwner::start(
+        keys,
+        lease,
+        redis,
+        store.clone(),
+        PartitionScripts::new(config.leaderboard_size),
+        leases,
+        owner_config(config),
+    )
+    .await
+    .expect("owner starts");
+    Some(owner)
+}
+
+pub fn owner_config(config: &WorkerConfig) -> OwnerConfig {
+    OwnerConfig {
+        batch_size: config.batch_size,
+        block: config.block,
+        generation: config.generation,
+        partitioner: config.partitions.partitioner(),
+        min_replicas: config.min_replicas,
+        wait_timeout: config.wait_timeout,
+    }
 }
 
 /// Steps until two consecutive idle steps (bounded by `deadline`); returns the events applied.
-pub async fn drain(worker: &mut Worker, deadline: Duration) -> usize {
+pub async fn drain(owner: &mut PartitionOwner, deadline: Duration) -> usize {
     let until = Instant::now() + deadline;
     let (mut applied, mut idle) = (0, 0);
     while idle < 2 {
         assert!(
             Instant::now() < until,
-            "worker did not drain within {deadline:?}"
+            "partition {} did not drain within {deadline:?}",
+            owner.partition()
         );
-        match worker.step(&Shutdown::never()).await.expect("step") {
+        match owner.step(&Shutdown::never()).await.expect("step") {
             StepOutcome::Idle => idle += 1,
             StepOutcome::Processed { applied: n, .. } => {
                 applied += n;
@@ -87,34 +127,65 @@ pub async fn drain(worker: &mut Worker, deadline: Duration) -> usize {
     applied
 }
 
-/// Every total in the store, by user.
-pub async fn store_totals(store: &dyn ScoreStore) -> BTreeMap<String, u64> {
-    use futures::TryStreamExt;
-    let totals: Vec<UserTotal> = store.all_totals().try_collect().await.expect("read store");
-    totals.into_iter().map(|t| (t.user_id, t.score)).collect()
+/// Every total in the store over `partitions` partitions, by user.
+pub async fn store_totals(store: &dyn WatermarkStore, partitions: u16) -> BTreeMap<String, u64> {
+    let mut all = BTreeMap::new();
+    for partition in Partitioner::new(partitions).all() {
+        let totals: Vec<UserTotal> = store
+            .partition_totals(partition)
+            .try_collect()
+            .await
+            .expect("read store");
+        for total in totals {
+            assert_eq!(
+                Partitioner::new(partitions).partition_of(&total.user_id),
+                partition,
+                "{} listed in the wrong partition",
+                total.user_id
+            );
+            all.insert(total.user_id, total.score);
+        }
+    }
+    all
 }
 
-/// The store's top `n` by the ties rule (score descending, then user id ascending).
-pub async fn store_top(store: &dyn ScoreStore, n: usize) -> Vec<(String, u64)> {
-    let mut all: Vec<(String, u64)> = store_totals(store).await.into_iter().collect();
+/// The top `n` of `totals` by the ties rule (score descending, then user id ascending).
+pub fn top_of(totals: &BTreeMap<String, u64>, n: usize) -> Vec<(String, u64)> {
+    let mut all: Vec<(String, u64)> = totals.iter().map(|(u, s)| (u.clone(), *s)).collect();
     all.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     all.truncate(n);
     all
 }
 
-/// Every member of `{sb}:lb` with its score.
-pub async fn board(redis: &mut ConnectionManager) -> BTreeMap<String, u64> {
-    let rows: Vec<(String, f64)> = redis
-        .zrange_withscores(keys::LEADERBOARD, 0, -1)
-        .await
-        .expect("read board");
-    rows.into_iter().map(|(u, s)| (u, s as u64)).collect()
+/// Every member of every partition's `{sb:p}:lb` with its score.
+pub async fn board(redis: &mut ConnectionManager, partitions: u16) -> BTreeMap<String, u64> {
+    let mut all = BTreeMap::new();
+    for partition in Partitioner::new(partitions).all() {
+        let rows: Vec<(String, f64)> = redis
+            .zrange_withscores(PartitionKeys::new(partition).leaderboard(), 0, -1)
+            .await
+            .expect("read board");
+        all.extend(rows.into_iter().map(|(u, s)| (u, s as u64)));
+    }
+    all
 }
 
 /// `{sb}:top`, parsed as the shared snapshot type.
 pub async fn snapshot(redis: &mut ConnectionManager) -> Option<Snapshot> {
     let raw: Option<String> = redis.get(keys::TOP).await.expect("read top");
     raw.map(|json| serde_json::from_str(&json).expect("top is a Snapshot"))
+}
+
+/// A partition's `{sb:p}:top` as JSON.
+pub async fn partition_top(
+    redis: &mut ConnectionManager,
+    partition: u16,
+) -> Option<serde_json::Value> {
+    let raw: Option<String> = redis
+        .get(PartitionKeys::new(partition).top())
+        .await
+        .expect("read partition top");
+    raw.map(|json| serde_json::from_str(&json).expect("partition top is JSON"))
 }
 
 /// The snapshot's rows as (user, score).
@@ -126,14 +197,30 @@ pub fn rows(snapshot: &Snapshot) -> Vec<(String, u64)> {
         .collect()
 }
 
-/// Entries delivered but not acked (0 before a worker has created the consumer group, which a slow
-/// store connection at start-up can delay past the first chaos kill).
-pub async fn pending(redis: &mut ConnectionManager) -> usize {
-    match scoreboard_worker::pending_summary(redis).await {
-        Ok((count, _)) => count,
-        Err(e) if e.code() == Some("NOGROUP") => 0,
-        Err(e) => panic!("xpending: {e}"),
+/// Entries not yet committed over every partition (streams are trimmed to their cursors).
+pub async fn backlog(redis: &mut ConnectionManager, partitions: u16) -> usize {
+    let mut total = 0;
+    for partition in Partitioner::new(partitions).all() {
+        let keys = PartitionKeys::new(partition);
+        let cursor: Option<String> = redis.get(keys.cursor()).await.expect("cursor");
+        let start = cursor.map_or_else(|| "-".to_owned(), |c| format!("({c}"));
+        let entries: redis::streams::StreamRangeReply = redis
+            .xrange(keys.updates(), start, "+")
+            .await
+            .expect("xrange");
+        total += entries.ids.len();
     }
+    total
+}
+
+/// `count` user ids that all belong to partition `partition` of `partitions`.
+pub fn users_in(partition: u16, partitions: u16, prefix: &str, count: usize) -> Vec<String> {
+    let partitioner = Partitioner::new(partitions);
+    (0..)
+        .map(|i| format!("{prefix}{i}"))
+        .filter(|u| partitioner.partition_of(u) == partition)
+        .take(count)
+        .collect()
 }
 
 /// Polls `check` every 50 ms until it holds or `timeout` passes.

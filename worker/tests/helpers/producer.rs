@@ -5,11 +5,12 @@ use lambda_http::{Body, Request};
 use redis::aio::ConnectionManager;
 use scoreboard_shared::auth::Authenticator;
 use scoreboard_shared::config::{AuthConfig, Env};
+use scoreboard_shared::partition::{EventId, Partitioner};
 use scoreboard_shared::redis::entry::{
     FIELD_INCREMENT, FIELD_NAME, FIELD_REQUEST, FIELD_TIMESTAMP, FIELD_USER, FIELD_VERSION,
     SCHEMA_VERSION,
 };
-use scoreboard_shared::redis::keys;
+use scoreboard_shared::redis::keys::PartitionKeys;
 use serde_json::json;
 use update::{UpdateConfig, UpdateService};
 
@@ -30,8 +31,10 @@ pub struct UpdateProducer {
 }
 
 impl UpdateProducer {
-    pub fn new(redis: ConnectionManager) -> Self {
+    pub fn new(redis: ConnectionManager, partitions: u16) -> Self {
+        let partitions = partitions.to_string();
         let env = Env::from_pairs([
+            ("PARTITIONS", partitions.as_str()),
             ("JWT_SECRET", SECRET),
             ("RATE_LIMIT_PER_SEC", "10000"),
             ("RATE_LIMIT_BURST", "100000"),
@@ -78,9 +81,11 @@ pub fn post_update(token: &str, increment: u64) -> Request {
     )
 }
 
-/// Appends a well-formed v1 entry as the update function would; returns its id.
+/// Appends a well-formed entry to `user`'s partition (of `partitions`) as the update function would;
+/// returns its event id.
 pub async fn xadd_event(
     redis: &mut ConnectionManager,
+    partitions: u16,
     user: &str,
     name: Option<&str>,
     inc: u64,
@@ -97,15 +102,25 @@ pub async fn xadd_event(
         fields.push((FIELD_NAME, name));
     }
     fields.push((FIELD_REQUEST, "req-test"));
-    xadd_raw(redis, &fields).await
+    let partition = Partitioner::new(partitions).partition_of(user);
+    xadd_raw(redis, partition, &fields).await
 }
 
-/// Appends an entry with exactly these fields; returns its id.
-pub async fn xadd_raw(redis: &mut ConnectionManager, fields: &[(&str, &str)]) -> String {
+/// Appends an entry with exactly these fields to partition `partition`; returns its event id.
+pub async fn xadd_raw(
+    redis: &mut ConnectionManager,
+    partition: u16,
+    fields: &[(&str, &str)],
+) -> String {
     let mut cmd = redis::cmd("XADD");
-    cmd.arg(keys::UPDATES).arg("*");
+    cmd.arg(PartitionKeys::new(partition).updates()).arg("*");
     for (k, v) in fields {
         cmd.arg(*k).arg(*v);
     }
-    cmd.query_async(redis).await.expect("xadd")
+    let id: String = cmd.query_async(redis).await.expect("xadd");
+    EventId {
+        partition,
+        entry: id.parse().expect("stream id"),
+    }
+    .to_string()
 }

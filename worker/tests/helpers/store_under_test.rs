@@ -5,10 +5,7 @@ use std::sync::Arc;
 
 use scoreboard_testkit::{DynamoLocal, MongoServer};
 use scoreboard_worker::config::{Env, StoreConfig};
-use scoreboard_worker::store::{self, ScoreStore};
-
-/// The dedupe window the tests configure (checked against the worker's rate limit and claim time).
-pub const DEDUPE_WINDOW: &str = "1000";
+use scoreboard_worker::store::{self, WatermarkStore};
 
 /// A running store server plus how to reach it.
 #[derive(Debug)]
@@ -51,7 +48,6 @@ impl StoreUnderTest {
                 ("STORE".into(), "mongodb".into()),
                 ("MONGODB_URI".into(), server.uri().into()),
                 ("MONGODB_DATABASE".into(), server.database().into()),
-                ("DEDUPE_WINDOW".into(), DEDUPE_WINDOW.into()),
             ],
             Self::Dynamo(server) => {
                 let mut env = server.child_env();
@@ -70,7 +66,7 @@ impl StoreUnderTest {
     }
 
     /// Connects through the production factory.
-    pub async fn connect(&self) -> Arc<dyn ScoreStore> {
+    pub async fn connect(&self) -> Arc<dyn WatermarkStore> {
         store::connect(&self.config())
             .await
             .expect("connect to the store under test")

@@ -4,54 +4,54 @@
 //! differently keyed table, and a table deleted at run time being a refusal rather than an outage.
 
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
-    ScalarAttributeType, TimeToLiveStatus,
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    TimeToLiveStatus,
 };
 use futures::StreamExt;
 use scoreboard_testkit::DynamoLocal;
 use scoreboard_worker::config::{Env, StoreConfig};
-use scoreboard_worker::store::{ScoreStore, StoreError};
+use scoreboard_worker::store::dynamo::DynamoStore;
+use scoreboard_worker::store::{StoreError, WatermarkStore, WriteOutcome};
 
-use crate::dynamo::{TABLE, delta, store, store_with};
+use crate::dynamo::{TABLE, first_write, store, store_with, wm};
+
+/// Whether `table` has TTL enabled (or being enabled) on any attribute.
+async fn ttl_enabled(store: &DynamoStore, table: &str) -> bool {
+    let ttl = store
+        .client()
+        .describe_time_to_live()
+        .table_name(table)
+        .send()
+        .await
+        .unwrap();
+    matches!(
+        ttl.time_to_live_description()
+            .and_then(|d| d.time_to_live_status()),
+        Some(TimeToLiveStatus::Enabled | TimeToLiveStatus::Enabling)
+    )
+}
+
+/// One first write of `user` to partition 1; its new score.
+async fn write_once(store: &dyn WatermarkStore, user: &str, increment: u64) -> u64 {
+    let outcomes = store
+        .write(1, &[first_write(user, increment, 10)], None, wm(10))
+        .await
+        .unwrap();
+    match outcomes[..] {
+        [WriteOutcome::Applied { score }] => score,
+        _ => panic!("not applied: {outcomes:?}"),
+    }
+}
 
 #[tokio::test]
-async fn table_setup_is_idempotent_and_enables_ttl_on_markers() {
+async fn table_setup_is_idempotent_and_enables_no_ttl() {
     let server = DynamoLocal::start();
     let store = store(&server).await;
     store.ensure_table().await.unwrap();
     store.ensure_table().await.unwrap();
-    store
-        .apply_batch(&[delta("alice", &[("5-0", 3)])])
-        .await
-        .unwrap();
 
-    let ttl = store
-        .client()
-        .describe_time_to_live()
-        .table_name(TABLE)
-        .send()
-        .await
-        .unwrap();
-    let desc = ttl.time_to_live_description().unwrap();
-    assert_eq!(desc.attribute_name(), Some("expiresAt"));
-    assert_eq!(desc.time_to_live_status(), Some(&TimeToLiveStatus::Enabled));
-
-    let marker = store
-        .client()
-        .get_item()
-        .table_name(TABLE)
-        .key("pk", AttributeValue::S("event#5-0".into()))
-        .consistent_read(true)
-        .send()
-        .await
-        .unwrap();
-    let item = marker.item().expect("marker item written");
-    let expires: u64 = item["expiresAt"].as_n().unwrap().parse().unwrap();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    assert!(expires > now + 6 * 24 * 3600, "marker TTL about 7 days out");
+    assert_eq!(write_once(&store, "alice", 3).await, 3);
+    assert!(!ttl_enabled(&store, TABLE).await, "nothing expires");
 }
 
 fn aws_cli() -> std::path::PathBuf {
@@ -127,24 +127,9 @@ async fn localstack_init_script_creates_the_table_the_store_expects() {
             .map(|m| m.as_str()),
         Some("PAY_PER_REQUEST")
     );
-    let ttl = store
-        .client()
-        .describe_time_to_live()
-        .table_name("scoreboard")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        ttl.time_to_live_description()
-            .and_then(|d| d.attribute_name()),
-        Some("expiresAt")
-    );
+    assert!(!ttl_enabled(&store, "scoreboard").await, "nothing expires");
     // The store works on the table the script made, and agrees with its own setup step.
-    let totals = store
-        .apply_batch(&[delta("alice", &[("1-0", 4)])])
-        .await
-        .unwrap();
-    assert_eq!(totals[0].score, 4);
+    assert_eq!(write_once(&store, "alice", 4).await, 4);
     store.ensure_table().await.unwrap();
 }
 
@@ -164,11 +149,7 @@ async fn the_store_factory_builds_the_dynamodb_adapter_from_the_environment() {
         .expect("factory connects and creates the table");
 
     store.ping().await.unwrap();
-    let totals = store
-        .apply_batch(&[delta("alice", &[("1-0", 2)])])
-        .await
-        .unwrap();
-    assert_eq!(totals[0].score, 2);
+    assert_eq!(write_once(store.as_ref(), "alice", 2).await, 2);
 }
 
 /// The store's configuration for `table` on `server`, as the worker reads it from the environment.
@@ -250,10 +231,7 @@ async fn the_start_up_check_refuses_a_missing_table_or_other_keys_naming_dynamod
 async fn a_table_deleted_at_run_time_is_a_refusal_not_an_outage() {
     let server = DynamoLocal::start();
     let store = store(&server).await;
-    store
-        .apply_batch(&[delta("alice", &[("1-0", 1)])])
-        .await
-        .unwrap();
+    write_once(&store, "alice", 1).await;
 
     store
         .client()
@@ -263,16 +241,13 @@ async fn a_table_deleted_at_run_time_is_a_refusal_not_an_outage() {
         .await
         .unwrap();
     let started = std::time::Instant::now();
-    let err = store
-        .apply_batch(&[delta("alice", &[("1-1", 1)])])
-        .await
-        .unwrap_err();
+    let err = store.read(1, &["alice"]).await.unwrap_err();
 
     assert!(matches!(err, StoreError::Unexpected { .. }), "{err:?}");
     assert!(err.message().starts_with("DYNAMODB_TABLE: "), "{err}");
     assert!(err.message().contains("ResourceNotFoundException"), "{err}");
     assert_eq!(store.stats().retries, 0, "not retried");
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
-    let scan = store.all_totals().next().await.unwrap().unwrap_err();
+    let scan = store.partition_totals(1).next().await.unwrap().unwrap_err();
     assert!(matches!(scan, StoreError::Unexpected { .. }), "{scan:?}");
 }

@@ -1,7 +1,6 @@
-//! What only the DynamoDB adapter of the v2 port has, against DynamoDB Local: reads chunked into
-//! `BatchGetItem`s of 100 keys (users plus the `hw` item), no transactions on the write path, a table
-//! deleted at run time failing the whole write as not transient, and the migration leaving v2 and `hw`
-//! items alone.
+//! What only the DynamoDB adapter of the port has, against DynamoDB Local: reads chunked into
+//! `BatchGetItem`s of 100 keys (users plus the `hw` item), a table deleted at run time failing the whole
+//! write as not transient, and the migration leaving v2 and `hw` items alone.
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use scoreboard_shared::partition::StreamId;
@@ -26,7 +25,7 @@ fn first_write(user: &str, increment: u64, at: u64) -> UserWrite {
 }
 
 #[tokio::test]
-async fn a_batch_of_150_users_is_two_batch_gets_and_no_transactions() {
+async fn a_read_of_150_users_is_two_batch_gets() {
     let server = DynamoLocal::start();
     let store = store(&server).await;
     let users: Vec<String> = (0..150).map(|u| format!("user{u:03}")).collect();
@@ -50,7 +49,6 @@ async fn a_batch_of_150_users_is_two_batch_gets_and_no_transactions() {
         2,
         "151 keys: two calls"
     );
-    assert_eq!(after.batch_transactions, before.batch_transactions);
 }
 
 #[tokio::test]

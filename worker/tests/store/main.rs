@@ -1,8 +1,8 @@
-//! The score store ports and their adapters: one contract suite per port (v1 `ScoreStore` in
-//! `contract.rs`, v2 `WatermarkStore` in `watermark_contract.rs`) run against every adapter (memory,
-//! MongoDB on the MongoDB-protocol server from the test kit, DynamoDB Local), plus what only one adapter has
-//! (MongoDB's dedupe window, lenient numbers, v2 round trips and write concern; DynamoDB's transaction
-//! chunking, call counts, table setup and v2 read chunking).
+//! The score store port and its adapters: one contract suite (`contract.rs`, `WatermarkStore`) run
+//! against every adapter (memory, MongoDB on the MongoDB-protocol server from the test kit, DynamoDB
+//! Local), plus what only one adapter has (MongoDB: lenient numbers, indexes, outages, authentication,
+//! round trips and write concern; DynamoDB: paginated scans, ping, outages, table setup and read
+//! chunking).
 
 mod contract;
 mod dynamo;
@@ -10,4 +10,3 @@ mod dynamo_setup;
 mod dynamo_watermark;
 mod mongo;
 mod mongo_watermark;
-mod watermark_contract;

@@ -1,29 +1,48 @@
 //! What only the MongoDB adapter has, against a real MongoDB-protocol server (nx-27017 from the test kit,
-//! or the `mongod` at `MONGODB_URI`): the dedupe window, lenient numbers, the start-up index, an outage
-//! (transient) and a failed authentication (not transient).
+//! or the `mongod` at `MONGODB_URI`): lenient numbers, the start-up indexes, an outage (transient) and a
+//! failed authentication (not transient).
 
 use std::collections::BTreeMap;
 
 use futures::TryStreamExt;
 use mongodb::bson::{Document, doc};
+use scoreboard_shared::partition::StreamId;
 use scoreboard_testkit::MongoServer;
 use scoreboard_worker::config::MongoConfig;
 use scoreboard_worker::store::mongo::MongoStore;
-use scoreboard_worker::store::{ScoreStore, StoreError, UserTotal};
+use scoreboard_worker::store::{
+    StoreError, UserTotal, UserWrite, Watermark, WatermarkStore, WriteOutcome,
+};
 
-use crate::contract::delta;
-
-fn config(server: &MongoServer, window: u32) -> MongoConfig {
+fn config(server: &MongoServer) -> MongoConfig {
     MongoConfig {
         uri: server.uri().to_owned().into(),
         database: server.database().to_owned(),
         collection: "scores".to_owned(),
-        dedupe_window: window,
     }
 }
 
-async fn totals(store: &MongoStore) -> BTreeMap<String, u64> {
-    let all: Vec<UserTotal> = store.all_totals().try_collect().await.unwrap();
+fn wm(ms: u64) -> Watermark {
+    Watermark::new(1, StreamId { ms, seq: 0 })
+}
+
+fn write(user: &str, expected: Option<(Watermark, u64)>, increment: u64, new: u64) -> UserWrite {
+    UserWrite {
+        user_id: user.to_owned(),
+        expected_wm: expected.map(|(wm, _)| wm),
+        expected_score: expected.map_or(0, |(_, score)| score),
+        increment,
+        display_name: None,
+        new_wm: wm(new),
+    }
+}
+
+async fn totals(store: &MongoStore, partition: u16) -> BTreeMap<String, u64> {
+    let all: Vec<UserTotal> = store
+        .partition_totals(partition)
+        .try_collect()
+        .await
+        .unwrap();
     all.into_iter().map(|t| (t.user_id, t.score)).collect()
 }
 
@@ -33,59 +52,32 @@ async fn raw_collection(server: &MongoServer) -> mongodb::Collection<Document> {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn each_event_id_counts_once_and_the_window_keeps_the_last_k_ids() {
-    let server = MongoServer::start();
-    let store = MongoStore::connect(&config(&server, 3)).await.unwrap();
-    let batch = [delta("u", None, &[("1-0", 1), ("1-1", 2)])];
-    store.apply_batch(&batch).await.unwrap();
-    store.apply_batch(&batch).await.unwrap();
-    store
-        .apply_batch(&[delta("u", None, &[("1-1", 2), ("1-2", 4), ("1-3", 8)])])
-        .await
-        .unwrap();
-
-    assert_eq!(totals(&store).await, BTreeMap::from([("u".to_owned(), 15)]));
-    let doc = raw_collection(&server)
-        .await
-        .find_one(doc! {"_id": "u"})
-        .await
-        .unwrap()
-        .unwrap();
-    let applied: Vec<&str> = doc
-        .get_array("applied")
-        .unwrap()
-        .iter()
-        .filter_map(|b| b.as_str())
-        .collect();
-    assert_eq!(
-        applied,
-        ["1-1", "1-2", "1-3"],
-        "only the last K=3 ids are kept"
-    );
-}
-
-#[tokio::test(flavor = "multi_thread")]
 async fn scores_stored_as_int32_int64_or_double_are_read_leniently() {
     let server = MongoServer::start();
-    let store = MongoStore::connect(&config(&server, 10)).await.unwrap();
+    let store = MongoStore::connect(&config(&server)).await.unwrap();
     raw_collection(&server)
         .await
         .insert_many([
-            doc! {"_id": "i32", "score": 7i32},
-            doc! {"_id": "i64", "score": 9_007_199_254_740_000i64},
-            doc! {"_id": "dbl", "score": 12.0f64},
+            doc! {"_id": "i32", "score": 7i32, "p": 1},
+            doc! {"_id": "i64", "score": 9_007_199_254_740_000i64, "p": 1},
+            doc! {"_id": "dbl", "score": 12.0f64, "p": 1},
         ])
         .await
         .unwrap();
 
-    let result = store
-        .apply_batch(&[delta("i32", None, &[("1-0", 1)])])
-        .await
-        .unwrap();
+    let read = store.read(1, &["i32", "i64", "dbl"]).await.unwrap();
+    let scores: Vec<u64> = read.users.iter().map(|r| r.score).collect();
+    assert_eq!(scores, [7, 9_007_199_254_740_000, 12]);
+    let mut one_more = write("i32", None, 1, 10);
+    one_more.expected_score = 7;
+    let outcomes = store.write(1, &[one_more], None, wm(10)).await.unwrap();
 
-    assert_eq!(result[0].score, 8);
+    assert!(
+        matches!(outcomes[0], WriteOutcome::Applied { score: 8 }),
+        "{outcomes:?}"
+    );
     assert_eq!(
-        totals(&store).await,
+        totals(&store, 1).await,
         BTreeMap::from([
             ("dbl".to_owned(), 12),
             ("i32".to_owned(), 8),
@@ -93,11 +85,11 @@ async fn scores_stored_as_int32_int64_or_double_are_read_leniently() {
         ])
     );
     let bad = raw_collection(&server).await;
-    bad.insert_one(doc! {"_id": "bad", "score": "lots"})
+    bad.insert_one(doc! {"_id": "bad", "score": "lots", "p": 1})
         .await
         .unwrap();
     let err = store
-        .all_totals()
+        .partition_totals(1)
         .try_collect::<Vec<_>>()
         .await
         .unwrap_err();
@@ -107,8 +99,8 @@ async fn scores_stored_as_int32_int64_or_double_are_read_leniently() {
 #[tokio::test(flavor = "multi_thread")]
 async fn connect_creates_the_score_index_idempotently() {
     let server = MongoServer::start();
-    MongoStore::connect(&config(&server, 10)).await.unwrap();
-    let store = MongoStore::connect(&config(&server, 10)).await.unwrap();
+    MongoStore::connect(&config(&server)).await.unwrap();
+    let store = MongoStore::connect(&config(&server)).await.unwrap();
     store.ping().await.unwrap();
 
     let indexes: Vec<mongodb::IndexModel> = raw_collection(&server)
@@ -124,38 +116,49 @@ async fn connect_creates_the_score_index_idempotently() {
         .filter(|i| i.keys.contains_key("score"))
         .count();
     assert_eq!(on_score, 1, "one index on score: {indexes:?}");
-    assert_eq!(store.top(1).await.unwrap(), Vec::<UserTotal>::new());
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_outage_is_a_retryable_error_and_the_store_recovers() {
     let mut server = MongoServer::spawn();
-    let store = MongoStore::connect(&config(&server, 10)).await.unwrap();
+    let store = MongoStore::connect(&config(&server)).await.unwrap();
     store
-        .apply_batch(&[delta("u", None, &[("1-0", 1)])])
+        .write(1, &[write("u", None, 1, 10)], None, wm(10))
         .await
         .unwrap();
 
     server.stop();
     let err = store
-        .apply_batch(&[delta("u", None, &[("1-1", 2)])])
+        .write(
+            1,
+            &[write("u", Some((wm(10), 1)), 2, 20)],
+            Some(wm(10)),
+            wm(20),
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::Unavailable { .. }), "{err:?}");
     assert!(store.ping().await.is_err());
     server.restart();
 
+    // The caller re-reads before retrying (as the worker does); the data survived the restart.
+    let read = store.read(1, &["u"]).await.unwrap();
+    let before = &read.users[0];
+    let expected = before.wm.map(|wm| (wm, before.score));
     store
-        .apply_batch(&[delta("u", None, &[("1-1", 2)])])
+        .write(1, &[write("u", expected, 2, 20)], read.hw, wm(20))
         .await
         .unwrap();
-    assert_eq!(totals(&store).await, BTreeMap::from([("u".to_owned(), 3)]));
+    assert_eq!(
+        totals(&store, 1).await,
+        BTreeMap::from([("u".to_owned(), 3)])
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failed_authentication_is_refused_at_once_and_names_mongodb_uri() {
     let server = MongoServer::spawn();
-    let mut config = config(&server, 10);
+    let mut config = config(&server);
     let with_credentials =
         server
             .uri()

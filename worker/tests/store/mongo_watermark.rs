@@ -1,7 +1,7 @@
 //! What only the MongoDB adapter of the v2 port has, against the test kit's MongoDB-protocol server: the
 //! round trips (one `find`, one unordered majority + journal `update` per batch; a missed `hw`
 //! compare-and-set costs a re-read and one more `update`), the index on `p`, the `hw` documents kept out
-//! of v1 scans, and a document whose `wm` is not a watermark failing the read as not transient.
+//! of partition scans, and a document whose `wm` is not a watermark failing the read as not transient.
 
 use std::sync::{Arc, Mutex};
 
@@ -15,7 +15,7 @@ use scoreboard_testkit::MongoServer;
 use scoreboard_worker::config::MongoConfig;
 use scoreboard_worker::store::mongo::MongoStore;
 use scoreboard_worker::store::{
-    ScoreStore, StoreError, UserTotal, UserWrite, Watermark, WatermarkStore, WriteOutcome,
+    StoreError, UserTotal, UserWrite, Watermark, WatermarkStore, WriteOutcome,
 };
 
 type Commands = Arc<Mutex<Vec<(String, Document)>>>;
@@ -25,7 +25,6 @@ fn config(server: &MongoServer) -> MongoConfig {
         uri: server.uri().to_owned().into(),
         database: server.database().to_owned(),
         collection: "scores".to_owned(),
-        dedupe_window: 1000,
     }
 }
 
@@ -122,7 +121,7 @@ async fn a_missed_hw_compare_and_set_re_reads_and_retries_once() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn connect_indexes_p_and_v1_scans_skip_hw_documents() {
+async fn connect_indexes_p_and_partition_scans_skip_hw_documents() {
     let server = MongoServer::start();
     let store = MongoStore::connect(&config(&server)).await.unwrap();
     store
@@ -142,8 +141,8 @@ async fn connect_indexes_p_and_v1_scans_skip_hw_documents() {
         indexes.iter().any(|i| i.keys == doc! {"p": 1}),
         "{indexes:?}"
     );
-    let v1: Vec<UserTotal> = store.all_totals().try_collect().await.unwrap();
-    assert_eq!(v1.len(), 1, "the hw document is not a user: {v1:?}");
+    let users: Vec<UserTotal> = store.partition_totals(3).try_collect().await.unwrap();
+    assert_eq!(users.len(), 1, "the hw document is not a user: {users:?}");
     let hw = raw(&server)
         .await
         .find_one(doc! {"_id": "\u{1}hw:3"})

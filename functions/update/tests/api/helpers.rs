@@ -7,7 +7,8 @@ use jsonwebtoken::{Algorithm, EncodingKey};
 use lambda_http::Request;
 use redis::AsyncCommands;
 use scoreboard_shared::config::Env;
-use scoreboard_shared::redis::keys;
+use scoreboard_shared::partition::{EventId, Partitioner, StreamId};
+use scoreboard_shared::redis::keys::PartitionKeys;
 pub use scoreboard_testkit::lambda_event::{Answer, answer, event, post_update};
 pub use scoreboard_testkit::token::sign;
 pub use scoreboard_testkit::{RedisServer, fixture};
@@ -82,13 +83,9 @@ impl UpdateHarness {
         answer(self.service.handle(request).await)
     }
 
+    /// Entries queued over every partition's stream.
     pub async fn stream_len(&self) -> usize {
-        self.redis
-            .connection()
-            .await
-            .xlen(keys::UPDATES)
-            .await
-            .unwrap()
+        queued(&self.redis).await
     }
 }
 
@@ -104,24 +101,54 @@ pub fn update_service(
     UpdateService::from_env(&Env::from_pairs(pairs.iter().copied())).expect("valid test config")
 }
 
-/// The fields of every entry in the updates stream, in order.
+/// Entries queued over every partition's stream (the default `PARTITIONS`).
+pub async fn queued(redis: &RedisServer) -> usize {
+    let mut connection = redis.connection().await;
+    let mut total = 0;
+    for partition in Partitioner::new(PARTITIONS).all() {
+        let len: usize = connection
+            .xlen(PartitionKeys::new(partition).updates())
+            .await
+            .unwrap();
+        total += len;
+    }
+    total
+}
+
+/// The event id (`<p>-<entry id>`) and fields of every entry in every partition's stream, in order of
+/// acceptance (entry ids come from one server clock).
 pub async fn stream_entries(redis: &RedisServer) -> Vec<(String, HashMap<String, String>)> {
-    let reply: redis::streams::StreamRangeReply = redis
-        .connection()
-        .await
-        .xrange_all(keys::UPDATES)
-        .await
-        .unwrap();
-    reply
-        .ids
-        .into_iter()
-        .map(|entry| {
+    let mut connection = redis.connection().await;
+    let mut entries = Vec::new();
+    for partition in Partitioner::new(PARTITIONS).all() {
+        let reply: redis::streams::StreamRangeReply = connection
+            .xrange_all(PartitionKeys::new(partition).updates())
+            .await
+            .unwrap();
+        for entry in reply.ids {
             let fields = entry
                 .map
                 .iter()
                 .map(|(k, v)| (k.clone(), redis::from_redis_value_ref::<String>(v).unwrap()))
                 .collect();
-            (entry.id, fields)
-        })
+            let id: StreamId = entry.id.parse().unwrap();
+            entries.push((
+                id,
+                EventId {
+                    partition,
+                    entry: id,
+                }
+                .to_string(),
+                fields,
+            ));
+        }
+    }
+    entries.sort_by_key(|(id, _, _)| *id);
+    entries
+        .into_iter()
+        .map(|(_, id, fields)| (id, fields))
         .collect()
 }
+
+/// The default partition count the harness runs with.
+pub const PARTITIONS: u16 = 16;

@@ -22,13 +22,13 @@ use lambda_http::{Body, Request};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
-use redis::AsyncCommands;
 use scoreboard_shared::config::Env;
-use scoreboard_shared::redis::keys;
 use scoreboard_testkit::lambda_event::{answer, event, post_update};
 use scoreboard_testkit::{RedisServer, fixture, token};
 use serde_json::{Map, Value, json};
 use update::UpdateService;
+
+use crate::helpers::queued;
 
 const REQUESTS: usize = 10_000;
 /// Requests in flight at once.
@@ -634,9 +634,7 @@ async fn ten_thousand_malformed_requests_are_all_refused_and_enqueue_nothing() {
             "the mix covers {status}: {statuses:?}"
         );
     }
-    let mut connection = redis.connection().await;
-    let queued: usize = connection.xlen(keys::UPDATES).await.unwrap();
-    assert_eq!(queued, 0, "nothing enqueued");
+    assert_eq!(queued(&redis).await, 0, "nothing enqueued");
     assert!(
         elapsed < Duration::from_secs(60),
         "{REQUESTS} requests took {elapsed:?}"
@@ -650,6 +648,5 @@ async fn ten_thousand_malformed_requests_are_all_refused_and_enqueue_nothing() {
             .await,
     );
     assert_eq!(accepted.status, 202, "{accepted:?}");
-    let queued: usize = connection.xlen(keys::UPDATES).await.unwrap();
-    assert_eq!(queued, 1);
+    assert_eq!(queued(&redis).await, 1);
 }

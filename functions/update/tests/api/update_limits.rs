@@ -6,6 +6,8 @@ use std::time::Instant;
 
 use futures::future::join_all;
 
+use scoreboard_shared::partition::Partitioner;
+
 use crate::helpers::*;
 
 const BODY: &str = r#"{"scoreIncrement":1}"#;
@@ -156,7 +158,7 @@ async fn bad_idempotency_keys_are_400_and_enqueue_nothing() {
 
 #[tokio::test]
 async fn a_stream_at_its_backlog_bound_answers_503_with_retry_after() {
-    let h = UpdateHarness::start(&[("STREAM_MAX_BACKLOG", "3")]);
+    let h = UpdateHarness::start(&[("STREAM_MAX_BACKLOG", "3"), ("PARTITIONS", "1")]);
     for user in ["a", "b", "c"] {
         assert_eq!(h.send(post_update(&hs_token(user), BODY)).await.status, 202);
     }
@@ -164,6 +166,41 @@ async fn a_stream_at_its_backlog_bound_answers_503_with_retry_after() {
     assert_eq!(answer.status, 503);
     assert_eq!(answer.problem_type(), "/problems/backlogged");
     assert_eq!(answer.header("retry-after"), Some("1"));
+    assert_eq!(h.stream_len().await, 3);
+}
+
+#[tokio::test]
+async fn the_backlog_bound_is_per_partition_so_a_full_partition_refuses_only_its_users() {
+    let h = UpdateHarness::start(&[("STREAM_MAX_BACKLOG", "2"), ("PARTITIONS", "4")]);
+    let partitioner = Partitioner::new(4);
+    let full = partitioner.partition_of("a");
+    let same: Vec<String> = (0..200)
+        .map(|i| format!("same-{i}"))
+        .filter(|u| partitioner.partition_of(u) == full)
+        .take(3)
+        .collect();
+    let other = (0..200)
+        .map(|i| format!("other-{i}"))
+        .find(|u| partitioner.partition_of(u) != full)
+        .unwrap();
+    assert_eq!(
+        h.send(post_update(&hs_token(&same[0]), BODY)).await.status,
+        202
+    );
+    assert_eq!(
+        h.send(post_update(&hs_token(&same[1]), BODY)).await.status,
+        202
+    );
+    let refused = h.send(post_update(&hs_token(&same[2]), BODY)).await;
+    assert_eq!(refused.status, 503, "{refused:?}");
+    let accepted = h.send(post_update(&hs_token(&other), BODY)).await;
+    assert_eq!(
+        accepted.status, 202,
+        "another partition still accepts: {accepted:?}"
+    );
+    let event_id = accepted.json["eventId"].as_str().unwrap();
+    let partition: u16 = event_id.split('-').next().unwrap().parse().unwrap();
+    assert_eq!(partition, partitioner.partition_of(&other), "{event_id}");
     assert_eq!(h.stream_len().await, 3);
 }
 

@@ -1,6 +1,6 @@
 //! DynamoDB settings (`STORE=dynamodb`), one type for the environment and for code: the table, where the
-//! service is (`AWS_ENDPOINT_URL` for DynamoDB Local or LocalStack, `AWS_REGION`), how long event markers
-//! live, whether the worker creates the table, and the call limits. Credentials come from the AWS SDK's
+//! service is (`AWS_ENDPOINT_URL` for DynamoDB Local or LocalStack, `AWS_REGION`), whether the worker
+//! creates the table, and the call limits. Credentials come from the AWS SDK's
 //! default chain unless the environment given here holds static keys (tests pass dummy keys this way,
 //! without touching the process environment).
 
@@ -11,13 +11,9 @@ use aws_sdk_dynamodb::config::Credentials;
 use scoreboard_shared::config::{ConfigError, Env};
 use secrecy::{ExposeSecret, SecretString};
 
-use super::{MAX_TRANSACTION_ITEMS, RetryPolicy};
+use super::RetryPolicy;
 
-/// Default marker lifetime: far beyond any redelivery window (claim idle time × max deliveries).
-pub const DEFAULT_MARKER_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
-
-/// `DYNAMODB_TABLE`, `AWS_ENDPOINT_URL`, `AWS_REGION`/`AWS_DEFAULT_REGION`, `DYNAMODB_MARKER_TTL_SECS`,
-/// `DYNAMODB_SCAN_PAGE_SIZE`, `DYNAMODB_ENSURE_TABLE`, and optionally `AWS_ACCESS_KEY_ID` with
+/// `DYNAMODB_TABLE`, `AWS_ENDPOINT_URL`, `AWS_REGION`/`AWS_DEFAULT_REGION`, `DYNAMODB_SCAN_PAGE_SIZE`, `DYNAMODB_ENSURE_TABLE`, and optionally `AWS_ACCESS_KEY_ID` with
 /// `AWS_SECRET_ACCESS_KEY` (and `AWS_SESSION_TOKEN`).
 #[derive(Debug, Clone)]
 pub struct DynamoConfig {
@@ -28,14 +24,10 @@ pub struct DynamoConfig {
     pub region: Option<String>,
     /// `None`: the SDK's credential chain (env, profile, ECS task role, instance metadata).
     pub credentials: Option<StaticCredentials>,
-    /// How long an event's marker is kept (`DYNAMODB_MARKER_TTL_SECS`, default 7 days, at least 1 h).
-    pub marker_ttl: Duration,
     /// Items per `Scan` page when rebuilding (`DYNAMODB_SCAN_PAGE_SIZE`, default 1000).
     pub scan_page_size: i32,
-    /// Create the table (and its TTL) at start-up when missing (`DYNAMODB_ENSURE_TABLE`, default false).
+    /// Create the table at start-up when missing (`DYNAMODB_ENSURE_TABLE`, default false).
     pub ensure_table: bool,
-    /// Items per transaction (the service's limit, 100; smaller only in tests).
-    pub max_transaction_items: usize,
     /// Bound on one HTTP attempt.
     pub attempt_timeout: Duration,
     /// Retries of throttled and transient failures.
@@ -81,10 +73,8 @@ impl DynamoConfig {
             endpoint_url: None,
             region: None,
             credentials: None,
-            marker_ttl: DEFAULT_MARKER_TTL,
             scan_page_size: 1000,
             ensure_table: false,
-            max_transaction_items: MAX_TRANSACTION_ITEMS,
             attempt_timeout: Duration::from_secs(5),
             retry: RetryPolicy::default(),
         }
@@ -143,11 +133,6 @@ impl DynamoConfig {
                 .optional("AWS_REGION")
                 .or_else(|| env.optional("AWS_DEFAULT_REGION")),
             credentials,
-            marker_ttl: Duration::from_secs(env.parse_in(
-                "DYNAMODB_MARKER_TTL_SECS",
-                DEFAULT_MARKER_TTL.as_secs(),
-                3600..=366 * 24 * 3600,
-            )?),
             scan_page_size: env.parse_in("DYNAMODB_SCAN_PAGE_SIZE", 1000, 1..=10_000)?,
             ensure_table: env.flag("DYNAMODB_ENSURE_TABLE", false)?,
             ..Self::new(table)
@@ -174,7 +159,6 @@ mod tests {
         assert_eq!(cfg.endpoint_url.as_deref(), Some("http://127.0.0.1:8000"));
         assert_eq!(cfg.region.as_deref(), Some("eu-west-1"));
         assert!(cfg.ensure_table);
-        assert_eq!(cfg.marker_ttl, DEFAULT_MARKER_TTL);
         let keys = cfg.credentials.as_ref().unwrap();
         assert_eq!(
             keys.secret_access_key.expose_secret(),
@@ -185,7 +169,6 @@ mod tests {
             "secret never printed"
         );
         assert_eq!(keys.to_sdk().access_key_id(), "AKIDEXAMPLE");
-        assert_eq!(cfg.max_transaction_items, MAX_TRANSACTION_ITEMS);
     }
 
     #[test]
@@ -206,10 +189,6 @@ mod tests {
         assert_eq!(var(&[("DYNAMODB_TABLE", "a b")]), "DYNAMODB_TABLE");
         assert_eq!(var(&[("DYNAMODB_TABLE", "sb")]), "DYNAMODB_TABLE");
         let with = |k, v| var(&[("DYNAMODB_TABLE", "scores"), (k, v)]);
-        assert_eq!(
-            with("DYNAMODB_MARKER_TTL_SECS", "60"),
-            "DYNAMODB_MARKER_TTL_SECS"
-        );
         assert_eq!(
             with("AWS_ENDPOINT_URL", "localhost:8000"),
             "AWS_ENDPOINT_URL"

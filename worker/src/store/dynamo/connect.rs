@@ -54,8 +54,8 @@ impl DynamoStore {
         Ok(store)
     }
 
-    /// Creates the table (on-demand, `pk` string key) if missing, waits until it is active and enables
-    /// TTL on `expiresAt`. Idempotent.
+    /// Creates the table (on-demand, `pk` string key) if missing and waits until it is active.
+    /// Idempotent.
     ///
     /// # Errors
     /// When the service cannot be reached or refuses.

@@ -1,6 +1,6 @@
 //! The read path: strongly consistent `BatchGetItem`s (chunks of 100 keys, unprocessed keys retried) for
-//! a batch's users, and paged, strongly consistent scans of user items (every user for v1 rebuilds, one
-//! partition's users for v2).
+//! a batch's users and `hw` items, and paged, strongly consistent scans (every item for `migrate`, one
+//! partition's users for rebuilds).
 
 use std::collections::HashMap;
 
@@ -8,7 +8,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 
 use super::retry::{describe, is_transient, store_error};
-use super::table::{NAME, PARTITION, PK, SCORE, USER_ID, USER_PREFIX};
+use super::table::{NAME, PARTITION, SCORE, USER_ID};
 use super::{DynamoStore, bump};
 use crate::store::{StoreError, UserTotal};
 
@@ -36,9 +36,7 @@ pub(super) const TOTALS: Projection = Projection {
 pub(super) enum ScanFilter {
     /// Every item.
     All,
-    /// User items (v1 rebuilds).
-    Users,
-    /// The user items of one partition (v2 rebuilds).
+    /// The user items of one partition (rebuilds).
     Partition(u16),
 }
 
@@ -106,27 +104,6 @@ impl DynamoStore {
         Ok(found)
     }
 
-    /// Strongly consistent totals of `users`, in that order.
-    pub(super) async fn read_totals(&self, users: &[&str]) -> Result<Vec<UserTotal>, StoreError> {
-        let keys = users
-            .iter()
-            .map(|u| HashMap::from([(PK.to_owned(), Self::user_key(u))]))
-            .collect();
-        let mut found: HashMap<String, UserTotal> = HashMap::with_capacity(users.len());
-        for item in self.batch_get(keys, &TOTALS).await? {
-            let total = parse_total(&item)?;
-            found.insert(total.user_id.clone(), total);
-        }
-        users
-            .iter()
-            .map(|u| {
-                found.remove(*u).ok_or_else(|| {
-                    StoreError::unexpected(format!("user item for {u:?} missing after its write"))
-                })
-            })
-            .collect()
-    }
-
     /// One page of the items `filter` keeps, from `start`; returns them and where to continue.
     pub(super) async fn scan_page(
         &self,
@@ -151,13 +128,6 @@ impl DynamoStore {
             }
             request = match filter {
                 ScanFilter::All => request,
-                ScanFilter::Users => request
-                    .filter_expression("begins_with(#pk, :users)")
-                    .expression_attribute_names("#pk", PK)
-                    .expression_attribute_values(
-                        ":users",
-                        AttributeValue::S(USER_PREFIX.to_owned()),
-                    ),
                 ScanFilter::Partition(p) => request
                     .filter_expression("#p = :p")
                     .expression_attribute_names("#p", PARTITION)
@@ -210,8 +180,16 @@ impl DynamoStore {
         &self,
         filter: ScanFilter,
     ) -> BoxStream<'_, Result<UserTotal, StoreError>> {
+        // A record this code cannot read (e.g. a score edited into a string) is left out with a warning:
+        // one poisoned user must not stop a whole partition's rebuild (its events go to the DLQ).
         self.scan(filter, TOTALS)
-            .and_then(|item| async move { parse_total(&item) })
+            .try_filter_map(|item| async move {
+                Ok(parse_total(&item)
+                    .inspect_err(|error| {
+                        tracing::warn!(error = %error, "unreadable user item left out of the rebuild");
+                    })
+                    .ok())
+            })
             .boxed()
     }
 }

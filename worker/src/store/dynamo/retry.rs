@@ -41,14 +41,6 @@ const SETUP_CODES: &[(&str, &str)] = &[
     ("ExpiredTokenException", "AWS credentials"),
 ];
 
-/// Cancellation reason codes of a `TransactionCanceledException` that do not mean "condition false".
-const TRANSIENT_CANCELLATION_CODES: &[&str] = &[
-    "TransactionConflict",
-    "ThrottlingError",
-    "ProvisionedThroughputExceeded",
-    "RequestLimitExceeded",
-];
-
 /// How often and how long to retry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
@@ -168,11 +160,6 @@ where
     }
 }
 
-/// Whether a transaction cancellation reason is transient (conflict, throttling).
-pub(crate) fn is_transient_cancellation(code: Option<&str>) -> bool {
-    code.is_some_and(|c| TRANSIENT_CANCELLATION_CODES.contains(&c))
-}
-
 /// A short description of an SDK error for logs and `StoreError`s (never contains credentials).
 pub(crate) fn describe<
     E: ProvideErrorMetadata + std::error::Error + 'static,
@@ -262,14 +249,5 @@ mod tests {
             SdkError::<DescribeTableError, HttpResponse>::construction_failure("no table name");
         let error = store_error("DescribeTable", unbuildable);
         assert!(!error.is_transient(), "{error}");
-    }
-
-    #[test]
-    fn conflicts_and_throttling_are_transient_but_failed_conditions_are_not() {
-        assert!(is_transient_cancellation(Some("TransactionConflict")));
-        assert!(is_transient_cancellation(Some("ThrottlingError")));
-        assert!(!is_transient_cancellation(Some("ConditionalCheckFailed")));
-        assert!(!is_transient_cancellation(Some("None")));
-        assert!(!is_transient_cancellation(None));
     }
 }

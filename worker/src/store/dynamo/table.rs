@@ -1,7 +1,7 @@
 //! The table layout and its idempotent setup: one table keyed by a string `pk`, holding user items
-//! (`user#<id>`: `userId`, `score`, `name`, `updatedAt`, and in v2 `wm` and `p`), v2 high-water mark
-//! items (`hw#<p>`: `hw`) and v1 event marker items (`event#<id>`: `userId`, `inc`, `expiresAt`),
-//! on-demand billing, TTL on `expiresAt` so markers expire and user items never do.
+//! (`user#<id>`: `userId`, `score`, `name`, `updatedAt`, `wm`, `p`) and high-water mark items
+//! (`hw#<p>`: `hw`), on-demand billing, nothing expiring. A table written by v1 may still hold event
+//! marker items (`event#<id>`) until `migrate` deletes them.
 //! [`check_table`] is the start-up check of a table the worker did not create: it exists and has that
 //! key schema.
 
@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, TableStatus,
-    TimeToLiveSpecification, TimeToLiveStatus,
 };
 
 use super::retry::{RetryPolicy, is_transient, store_error};
@@ -20,29 +19,26 @@ use crate::store::StoreError;
 pub(crate) const PK: &str = "pk";
 /// Prefix of user item keys.
 pub(crate) const USER_PREFIX: &str = "user#";
-/// Prefix of event marker item keys.
+/// Prefix of v1 event marker item keys (only `migrate` still looks for them, to delete them).
 pub(crate) const EVENT_PREFIX: &str = "event#";
 pub(crate) const USER_ID: &str = "userId";
 pub(crate) const SCORE: &str = "score";
 pub(crate) const NAME: &str = "name";
 pub(crate) const UPDATED_AT: &str = "updatedAt";
-pub(crate) const INCREMENT: &str = "inc";
-/// The TTL attribute (epoch seconds), set on marker items only.
-pub(crate) const EXPIRES_AT: &str = "expiresAt";
-/// v2: the watermark of the user's last applied event (`<gen>-<ms>-<seq>`, string).
+/// The watermark of the user's last applied event (`<gen>-<ms>-<seq>`, string).
 pub(crate) const WM: &str = "wm";
-/// v2: the user's partition (number).
+/// The user's partition (number).
 pub(crate) const PARTITION: &str = "p";
-/// v2: prefix of a partition's high-water mark item key (`hw#<p>`), which no user key can have.
+/// Prefix of a partition's high-water mark item key (`hw#<p>`), which no user key can have.
 pub(crate) const HW_PREFIX: &str = "hw#";
-/// v2: the high-water mark attribute of an `hw#<p>` item (string, like `wm`).
+/// The high-water mark attribute of an `hw#<p>` item (string, like `wm`).
 pub(crate) const HW: &str = "hw";
 
 /// How long `ensure_table` waits for a new table to become `ACTIVE`.
 const ACTIVE_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// Creates the table if it does not exist, waits until it is `ACTIVE` and enables TTL on `expiresAt`.
-/// Safe to run any number of times, also concurrently.
+/// Creates the table if it does not exist and waits until it is `ACTIVE`. Safe to run any number of
+/// times, also concurrently.
 ///
 /// # Errors
 /// When the service cannot be reached, refuses, or the table does not become active in time.
@@ -52,8 +48,7 @@ pub(crate) async fn ensure_table(
     retry: &RetryPolicy,
 ) -> Result<(), StoreError> {
     create_if_missing(client, table, retry).await?;
-    wait_active(client, table, retry).await?;
-    enable_ttl(client, table, retry).await
+    wait_active(client, table, retry).await
 }
 
 async fn create_if_missing(
@@ -123,61 +118,6 @@ async fn wait_active(client: &Client, table: &str, retry: &RetryPolicy) -> Resul
             )));
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
-
-async fn enable_ttl(client: &Client, table: &str, retry: &RetryPolicy) -> Result<(), StoreError> {
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let current = client
-            .describe_time_to_live()
-            .table_name(table)
-            .send()
-            .await;
-        let result = match current {
-            Ok(out) => {
-                let desc = out.time_to_live_description();
-                let status = desc.and_then(|d| d.time_to_live_status());
-                let attr = desc.and_then(|d| d.attribute_name());
-                if matches!(
-                    status,
-                    Some(TimeToLiveStatus::Enabled | TimeToLiveStatus::Enabling)
-                ) {
-                    if attr == Some(EXPIRES_AT) {
-                        return Ok(());
-                    }
-                    return Err(StoreError::unexpected(format!(
-                        "table {table} has TTL on {attr:?}, expected {EXPIRES_AT}"
-                    )));
-                }
-                let spec = TimeToLiveSpecification::builder()
-                    .attribute_name(EXPIRES_AT)
-                    .enabled(true)
-                    .build()
-                    .map_err(|e| StoreError::unexpected(e.to_string()).with_source(e))?;
-                client
-                    .update_time_to_live()
-                    .table_name(table)
-                    .time_to_live_specification(spec)
-                    .send()
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| store_error("UpdateTimeToLive", e))
-            }
-            Err(e) => Err(store_error("DescribeTimeToLive", e)),
-        };
-        match result {
-            Ok(()) => {
-                tracing::info!(table, attribute = EXPIRES_AT, "enabled TTL");
-                return Ok(());
-            }
-            // A concurrent setup may have enabled it between our describe and update: look again.
-            Err(e) if attempt < retry.max_attempts && (e.is_transient() || attempt == 1) => {
-                tokio::time::sleep(retry.delay(attempt)).await;
-            }
-            Err(e) => return Err(e),
-        }
     }
 }
 

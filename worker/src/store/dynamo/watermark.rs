@@ -9,10 +9,10 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::types::AttributeValue;
 use futures::stream::BoxStream;
 
+use super::DynamoStore;
 use super::cas::{hw_key, parse_wm};
 use super::read::{Item, Projection, ScanFilter};
 use super::table::{HW, HW_PREFIX, NAME, PK, SCORE, USER_ID, USER_PREFIX, WM};
-use super::{DynamoStore, ScoreStore};
 use crate::store::{
     PartitionRead, StoreError, UserRecord, UserTotal, UserWrite, Watermark, WatermarkStore,
     WriteOutcome,
@@ -107,7 +107,7 @@ impl WatermarkStore for DynamoStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        ScoreStore::ping(self).await
+        self.describe().await
     }
 
     async fn migrate(&self, partitions: u16) -> Result<u64, StoreError> {

@@ -1,12 +1,10 @@
 //! The in-memory [`WatermarkStore`]: per user `{score, name, wm, p}` and per partition `hw`, with the
 //! same compare-and-set as the real adapters (equality on `wm`), injected failures
 //! ([`MemoryStore::fail_next`], [`MemoryStore::refuse_next`]) and poisoned users
-//! ([`MemoryStore::poison_user`]). `migrate` moves the v1 records into v2 records without `wm` and drops
-//! the v1 applied ids.
+//! ([`MemoryStore::poison_user`]). `migrate` has nothing to do: a memory store never holds v1 records.
 
 use async_trait::async_trait;
 use futures::stream::{self, BoxStream, StreamExt};
-use scoreboard_shared::partition::Partitioner;
 
 use super::{MemoryStore, Record};
 use crate::store::{
@@ -114,25 +112,8 @@ impl WatermarkStore for MemoryStore {
         self.lock().take_failure()
     }
 
-    async fn migrate(&self, partitions: u16) -> Result<u64, StoreError> {
-        let partitioner = Partitioner::new(partitions);
-        let mut state = self.lock();
-        state.begin_call()?;
-        state.applied.clear();
-        let v1: Vec<UserTotal> = state.users.drain().map(|(_, total)| total).collect();
-        let mut changed = 0;
-        for total in v1 {
-            let partition = partitioner.partition_of(&total.user_id);
-            state.records.entry(total.user_id).or_insert_with(|| {
-                changed += 1;
-                Record {
-                    score: total.score,
-                    name: total.display_name,
-                    wm: None,
-                    partition,
-                }
-            });
-        }
-        Ok(changed)
+    async fn migrate(&self, _partitions: u16) -> Result<u64, StoreError> {
+        self.lock().begin_call()?;
+        Ok(0)
     }
 }

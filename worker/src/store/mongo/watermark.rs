@@ -141,8 +141,10 @@ impl WatermarkStore for MongoStore {
         ids.push(&hw_key);
         let docs: Vec<Document> = self
             .collection
-            .find(doc! {"_id": {"$in": ids}})
+            .find(doc! {"_id": {"$in": &ids}})
             .projection(doc! {"score": 1, "name": 1, "wm": 1, "hw": 1})
+            // Every document in the first reply: one round trip, not a find plus getMores.
+            .batch_size(u32::try_from(ids.len()).unwrap_or(u32::MAX))
             .await
             .map_err(store_error)?
             .try_collect()
@@ -240,7 +242,15 @@ impl WatermarkStore for MongoStore {
         futures::stream::once(async move { find.await.map_err(store_error) })
             .map_ok(|cursor| cursor.map_err(store_error))
             .try_flatten()
-            .and_then(|d| async move { to_total(&d) })
+            // A document this code cannot read (e.g. a score edited into a string) is left out with a
+            // warning: one poisoned user must not stop a whole partition's rebuild.
+            .try_filter_map(|d| async move {
+                Ok(to_total(&d)
+                    .inspect_err(|error| {
+                        tracing::warn!(error = %error, "unreadable document left out of the rebuild");
+                    })
+                    .ok())
+            })
             .boxed()
     }
 

@@ -1,0 +1,16 @@
+//! Owned partitions (`docs/design.md` §5.2–§5.8): one owner task per leased partition reads its stream
+//! from the committed cursor, applies each batch to the store exactly once by watermark, and commits
+//! totals, the partition's top and the cursor in one fenced script.
+//!
+//! - [`owner`]: one partition's steps (start: fence the stream against Redis data loss and rebuild a
+//!   missing or stale cache; step: read, apply, commit).
+//! - [`apply`]: the watermark compare-and-set loop against the store, with poison isolation.
+//! - [`scripts`]: the fenced Lua scripts (commit, prepare, swap) and their typed outcomes.
+//! - [`rebuild`]: refilling a partition's cache from the store behind a fenced `RENAME`.
+//! - [`balancer`]: which partitions this worker owns (leases shared evenly among live workers).
+
+pub mod apply;
+pub mod balancer;
+pub mod owner;
+pub mod rebuild;
+pub mod scripts;
