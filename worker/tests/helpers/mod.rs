@@ -29,7 +29,7 @@ use scoreboard_worker::partition::scripts::PartitionScripts;
 use scoreboard_worker::store::{UserTotal, WatermarkStore};
 
 pub use fleet::{cursor, durable_redis, fill, held_by, lease_holders, merger_holder, worker_env};
-pub use producer::{Accepted, UpdateProducer, token, xadd_event, xadd_raw};
+pub use producer::{Accepted, UpdateProducer, xadd_event, xadd_raw};
 pub use store_under_test::StoreUnderTest;
 pub use subcommand::{SubcommandRun, run_subcommand};
 pub use worker_process::{WorkerProcess, env_pairs};
