@@ -328,16 +328,21 @@ pub async fn run() -> anyhow::Result<()> {
     Row::header();
     let mut rows = Vec::new();
     let mut splits = Vec::new();
+    let mut equal_durability = Vec::new();
     for store in bench.settings.stores.clone() {
         for popularity in POPULARITIES {
-            let naive = if store == StoreKind::Mongo {
-                let row = bench.naive(popularity).await?;
+            let (naive, naive_durable) = if store == StoreKind::Mongo {
+                let row = bench.naive(popularity, false).await?;
                 row.print();
                 let rate = row.rate();
                 rows.push(row);
-                Some(rate)
+                let row = bench.naive(popularity, true).await?;
+                row.print();
+                let durable_rate = row.rate();
+                rows.push(row);
+                (Some(rate), Some(durable_rate))
             } else {
-                None
+                (None, None)
             };
             for partitions in PARTITION_COUNTS {
                 for workers in WORKER_COUNTS {
@@ -350,11 +355,25 @@ pub async fn run() -> anyhow::Result<()> {
                         let (mut row, split) = bench.batched(store, popularity, shape).await?;
                         row.gain = naive.map(|n| row.rate() / n);
                         row.print();
+                        if let Some(durable) = naive_durable {
+                            equal_durability.push(format!(
+                                "{popularity} P={partitions} W={workers} b={batch}: {:.1}x",
+                                row.rate() / durable
+                            ));
+                        }
                         rows.push(row);
                         splits.push(split);
                     }
                 }
             }
+        }
+    }
+    if !equal_durability.is_empty() {
+        println!(
+            "\nbatched / naive at equal durability (the naive $inc with majority + journal, `naive-dur`):"
+        );
+        for line in &equal_durability {
+            println!("  {line}");
         }
     }
     println!("\nwhere the time went (per batch b; Redis figures are the server's own accounting):");
@@ -459,7 +478,7 @@ impl Bench {
         Ok((row, split))
     }
 
-    async fn naive(&mut self, popularity: Popularity) -> anyhow::Result<Row> {
+    async fn naive(&mut self, popularity: Popularity, durable: bool) -> anyhow::Result<Row> {
         let mut redis = self.fresh_redis().await?;
         let sampler = UserSampler::new(USERS, popularity);
         let filled = prefill(
@@ -480,12 +499,13 @@ impl Bench {
             NAIVE_PARTITIONS,
             filled.events,
             DRAIN_TIMEOUT,
+            durable,
         )
         .await?;
         Ok(Row {
             store: StoreKind::Mongo,
             popularity,
-            consumer: "naive",
+            consumer: if durable { "naive-dur" } else { "naive" },
             partitions: NAIVE_PARTITIONS,
             workers: "1".to_owned(),
             batch: "1".to_owned(),

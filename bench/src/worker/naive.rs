@@ -13,9 +13,12 @@ use redis::aio::ConnectionManager;
 use redis::streams::StreamReadReply;
 use scoreboard_shared::partition::Partitioner;
 use scoreboard_shared::redis::entry::{FIELD_INCREMENT, FIELD_TIMESTAMP, FIELD_USER};
-use scoreboard_shared::redis::keys::{self, PartitionKeys};
+use scoreboard_shared::redis::keys::PartitionKeys;
 
 use super::load::now_ms;
+
+/// The naive consumer's own consumer group on the partition streams.
+const NAIVE_GROUP: &str = "naive";
 
 /// Drains `events` entries from the streams of `partitions` partitions the naive way; returns the reads
 /// done and the lag histogram (ms, counted from the entry's `ts` or the drain's start, whichever is later).
@@ -28,7 +31,16 @@ pub async fn drain(
     partitions: u16,
     events: usize,
     timeout: Duration,
+    durable: bool,
 ) -> anyhow::Result<(usize, Histogram<u64>)> {
+    // The batched worker writes with majority + journal (docs/design.md §5.3); `durable` holds the naive
+    // consumer to the same, so the two can also be compared at equal durability.
+    let concern = durable.then(|| {
+        mongodb::options::WriteConcern::builder()
+            .w(mongodb::options::Acknowledgment::Majority)
+            .journal(true)
+            .build()
+    });
     let partitioner = Partitioner::new(partitions);
     let streams: Vec<String> = partitioner
         .all()
@@ -38,7 +50,7 @@ pub async fn drain(
         let _: redis::RedisResult<()> = redis::cmd("XGROUP")
             .arg("CREATE")
             .arg(stream)
-            .arg(keys::CONSUMER_GROUP)
+            .arg(NAIVE_GROUP)
             .arg("0")
             .arg("MKSTREAM")
             .query_async(redis)
@@ -56,7 +68,7 @@ pub async fn drain(
         );
         let mut read = redis::cmd("XREADGROUP");
         read.arg("GROUP")
-            .arg(keys::CONSUMER_GROUP)
+            .arg(NAIVE_GROUP)
             .arg("naive")
             .arg("COUNT")
             .arg(100)
@@ -75,15 +87,16 @@ pub async fn drain(
                 let inc: i64 = entry.get(FIELD_INCREMENT).unwrap_or(0);
                 let ts: u64 = entry.get(FIELD_TIMESTAMP).unwrap_or(0);
                 let partition = PartitionKeys::new(partitioner.partition_of(&user));
-                scores
+                let update = scores
                     .update_one(doc! {"_id": &user}, doc! {"$inc": {"score": inc}})
-                    .upsert(true)
-                    .await?;
+                    .upsert(true);
+                match &concern {
+                    Some(concern) => update.write_concern(concern.clone()).await?,
+                    None => update.await?,
+                };
                 let _: f64 = redis.zincr(partition.leaderboard(), &user, inc).await?;
                 let _: i64 = redis.publish(partition.changed(), &user).await?;
-                let _: i64 = redis
-                    .xack(&stream.key, keys::CONSUMER_GROUP, &[&entry.id])
-                    .await?;
+                let _: i64 = redis.xack(&stream.key, NAIVE_GROUP, &[&entry.id]).await?;
                 lag.record(now_ms().saturating_sub(ts.max(start_ms)))?;
                 done += 1;
             }

@@ -21,9 +21,12 @@ const USERS: usize = 2_000;
 const ZIPF_EXPONENT: f64 = 1.1;
 const WORKERS: usize = 3;
 const PRODUCERS: usize = 16;
+/// How long the producers may take: 50,000 updates through the debug-built handler take about 100 s on
+/// two cores alone and well over 150 s next to the rest of `make test`.
+const SEND_BOUND: Duration = Duration::from_secs(360);
 /// Kills happen at least this often, and for as long as updates are being sent.
 const MIN_KILLS: usize = 8;
-const MAX_KILLS: usize = 200;
+const MAX_KILLS: usize = 400;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mongo_chaos_with_three_workers_and_kills_every_second_is_exact_and_in_order() {
@@ -105,7 +108,7 @@ async fn chaos_scenario(store: StoreUnderTest, updates: usize) {
     let mut kills = 0;
     while kills < MIN_KILLS || tasks.iter().any(|t| !t.is_finished()) {
         assert!(
-            kills < MAX_KILLS && started.elapsed() < Duration::from_secs(150),
+            kills < MAX_KILLS && started.elapsed() < SEND_BOUND,
             "the producers did not finish: {kills} kills in {:?}",
             started.elapsed()
         );
