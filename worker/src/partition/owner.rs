@@ -160,6 +160,11 @@ impl PartitionOwner {
     async fn heal(&mut self) -> Result<(), OwnerError> {
         let partition = self.partition();
         let store_hw = self.store.read(partition, &[]).await?.hw;
+        // The store read may have taken a while (a slow store at start-up): renew before the fenced steps.
+        if !self.leases.renew(&mut self.redis, &self.lease).await? {
+            return Err(OwnerError::Fenced);
+        }
+        self.last_renewal = Instant::now();
         let hw_entry = store_hw.map_or(StreamId::ZERO, |w| w.entry);
         let moved = self
             .scripts
@@ -199,6 +204,7 @@ impl PartitionOwner {
             &self.scripts,
             &self.keys,
             &self.lease,
+            &self.leases,
         )
         .await?
         {

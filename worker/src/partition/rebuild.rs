@@ -9,7 +9,7 @@ use scoreboard_shared::redis::keys::PartitionKeys;
 
 use super::scripts::{CommitInput, CommitStatus, PartitionScripts, now_rfc3339};
 use crate::error::WorkerError;
-use crate::lease::Lease;
+use crate::lease::{Lease, LeaseScripts};
 use crate::store::{Watermark, WatermarkStore};
 
 const CHUNK: usize = 1_000;
@@ -33,6 +33,7 @@ pub async fn rebuild(
     scripts: &PartitionScripts,
     keys: &PartitionKeys,
     lease: &Lease,
+    leases: &LeaseScripts,
 ) -> Result<Rebuilt, WorkerError> {
     let partition = keys.partition();
     // The high-water mark first: the totals read after it are at least that new.
@@ -74,6 +75,10 @@ pub async fn rebuild(
                 pipe.add_command(hset).ignore();
             }
             pipe.query_async::<()>(redis).await?;
+            // A long rebuild keeps its lease: renewed with every chunk, fenced out if it was lost.
+            if !leases.renew(redis, lease).await? {
+                return Ok(Rebuilt::Fenced);
+            }
             users += chunk.len();
             chunk.clear();
         }
