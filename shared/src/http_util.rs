@@ -7,15 +7,13 @@ use serde::Serialize;
 use crate::auth::Authenticator;
 use crate::config::{AuthConfig, ConfigError, Env, RedisConfig};
 use crate::problem::ApiError;
-use crate::redis::connect_lazy;
+use crate::redis::{RedisConn, connect_lazy};
 
 /// The clients every function holds for its lifetime: the token verifier and a lazy Redis connection.
 ///
 /// # Errors
 /// The first invalid or missing auth or Redis configuration value.
-pub fn function_clients(
-    env: &Env,
-) -> Result<(Authenticator, redis::aio::ConnectionManager), ConfigError> {
+pub fn function_clients(env: &Env) -> Result<(Authenticator, RedisConn), ConfigError> {
     let redis = connect_lazy(&RedisConfig::from_env(env)?)
         .map_err(|_| ConfigError::new("REDIS_URL", "cannot create a Redis client"))?;
     Ok((Authenticator::new(&AuthConfig::from_env(env)?)?, redis))

@@ -2,8 +2,9 @@
 //!
 //! Subscribe first, then read `{sb}:top`: a snapshot published in between arrives on the channel, so nothing
 //! is missed. When the subscription is lost, resubscribe with the shared capped, jittered exponential
-//! [`Backoff`] and re-read `{sb}:top`, so every client converges on the newest snapshot. The client comes
-//! from [`scoreboard_shared::redis::client`], so `rediss://` trusts `REDIS_CA_CERT_FILE` when it is set.
+//! [`Backoff`] and re-read `{sb}:top`, so every client converges on the newest snapshot. The subscription
+//! is [`scoreboard_shared::redis::Subscription`]: `SUBSCRIBE` on standalone Redis, `SSUBSCRIBE` on a
+//! cluster, where a slot move ends it with a `sunsubscribe` push and takes this same resubscribe path.
 //!
 //! Liveness: a half-open link (Redis frozen, a dead peer behind a NAT) delivers nothing and never closes.
 //! So the subscription connection is pinged every `SSE_PUBSUB_PING_SECS` (PING is allowed in subscribed
@@ -12,11 +13,11 @@
 
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
 use futures::future::BoxFuture;
 use redis::AsyncCommands;
 use scoreboard_shared::backoff::Backoff;
-use scoreboard_shared::redis::keys;
+use scoreboard_shared::redis::subscription::Pinger;
+use scoreboard_shared::redis::{Notice, RedisConn, Subscription, connect_lazy, keys};
 use scoreboard_shared::shutdown::Shutdown;
 
 use crate::state::AppState;
@@ -33,10 +34,10 @@ fn backoff() -> Backoff {
 /// Runs until the process starts closing.
 pub async fn run(state: AppState) {
     let mut closing = state.closing();
-    let client = match scoreboard_shared::redis::client(&state.config().redis) {
-        Ok(client) => client,
+    let mut redis = match connect_lazy(&state.config().redis) {
+        Ok(redis) => redis,
         Err(error) => {
-            tracing::error!(error = %error, "cannot use REDIS_URL for Pub/Sub");
+            tracing::error!(error = %error, "cannot use REDIS_URL");
             return;
         }
     };
@@ -51,10 +52,10 @@ pub async fn run(state: AppState) {
         }
         attempt += 1;
         let down_since =
-            match subscribe_and_follow(&state, &client, &mut closing, &mut backoff).await {
+            match subscribe_and_follow(&state, &mut redis, &mut closing, &mut backoff).await {
                 Ok(Ended::Closing) => return,
-                Ok(Ended::Lost) => {
-                    tracing::warn!("Pub/Sub connection lost; resubscribing");
+                Ok(Ended::Lost(why)) => {
+                    tracing::warn!(why, "Pub/Sub subscription lost; resubscribing");
                     Instant::now()
                 }
                 Ok(Ended::Unresponsive { since }) => {
@@ -81,8 +82,8 @@ pub async fn run(state: AppState) {
 
 enum Ended {
     Closing,
-    /// The connection closed.
-    Lost,
+    /// The connection closed, or the server ended the subscription (a slot moved).
+    Lost(&'static str),
     /// A ping sent at `since` got no pong in time: the link is half-open.
     Unresponsive {
         since: Instant,
@@ -99,15 +100,19 @@ enum PingFailure {
 
 async fn subscribe_and_follow(
     state: &AppState,
-    client: &redis::Client,
+    redis: &mut RedisConn,
     closing: &mut Shutdown,
     backoff: &mut Backoff,
 ) -> redis::RedisResult<Ended> {
-    let timeout = state.config().redis.connect_timeout;
-    let pubsub = within(timeout, client.get_async_pubsub()).await?;
-    let (mut sink, mut messages) = pubsub.split();
-    within(timeout, sink.subscribe(keys::EVENTS_CHANNEL)).await?;
-    load_top(state, client).await?;
+    let config = &state.config().redis;
+    let timeout = config.connect_timeout + config.response_timeout;
+    let mut subscription = within(
+        timeout,
+        Subscription::open(config, vec![keys::EVENTS_CHANNEL.to_owned()]),
+    )
+    .await?;
+    let pinger = subscription.pinger();
+    load_top(state, redis).await?;
     state.set_subscribed();
     backoff.reset();
     tracing::info!(
@@ -123,15 +128,15 @@ async fn subscribe_and_follow(
     loop {
         tokio::select! {
             () = closing.wait() => return Ok(Ended::Closing),
-            message = messages.next() => match message {
-                Some(message) => {
-                    state.hub().offer_json(message.get_payload_bytes());
+            notice = subscription.next() => match notice {
+                Notice::Message { payload, .. } => {
+                    state.hub().offer_json(&payload);
                 }
-                None => return Ok(Ended::Lost),
+                Notice::Lost(why) => return Ok(Ended::Lost(why)),
             },
             _ = pings.tick(), if in_flight.is_none() => {
                 let limit = state.config().pubsub_ping_timeout;
-                in_flight = Some((Instant::now(), ping(sink.clone(), limit)));
+                in_flight = Some((Instant::now(), ping(pinger.clone(), limit)));
             }
             (sent, pong) = pong(&mut in_flight) => {
                 in_flight = None;
@@ -153,11 +158,13 @@ async fn pong(in_flight: &mut Option<(Instant, Pong)>) -> (Instant, Result<(), P
     }
 }
 
-/// One `PING` on the subscription connection, bounded by `limit`.
-fn ping(mut sink: redis::aio::PubSubSink, limit: Duration) -> Pong {
+/// One ping on the subscription connection, bounded by `limit`.
+fn ping(mut pinger: Pinger, limit: Duration) -> Pong {
     Box::pin(async move {
-        match tokio::time::timeout(limit, sink.ping::<redis::Value>()).await {
-            Ok(Ok(_)) => Ok(()),
+        match tokio::time::timeout(limit, pinger.ping()).await {
+            Ok(Ok(())) => Ok(()),
+            // The connection's own response timeout may fire first: the same silence.
+            Ok(Err(error)) if error.is_timeout() => Err(PingFailure::TimedOut),
             Ok(Err(error)) => Err(PingFailure::Failed(error)),
             Err(_) => Err(PingFailure::TimedOut),
         }
@@ -165,10 +172,9 @@ fn ping(mut sink: redis::aio::PubSubSink, limit: Duration) -> Pong {
 }
 
 /// Reads `{sb}:top` once and offers it to the hub (absent means the board is still empty).
-async fn load_top(state: &AppState, client: &redis::Client) -> redis::RedisResult<()> {
-    let timeout = state.config().redis.response_timeout;
-    let mut conn = within(timeout, client.get_multiplexed_async_connection()).await?;
-    let top: Option<Vec<u8>> = within(timeout, conn.get(keys::TOP)).await?;
+async fn load_top(state: &AppState, redis: &mut RedisConn) -> redis::RedisResult<()> {
+    let timeout = state.config().redis.connect_timeout + state.config().redis.response_timeout;
+    let top: Option<Vec<u8>> = within(timeout, redis.get(keys::TOP)).await?;
     if let Some(top) = top {
         state.hub().offer_json(&top);
     }

@@ -1,7 +1,7 @@
 //! Dev-only test kit: starts real servers on free loopback ports, each in its own temp dir, and stops them
 //! on drop; mints test tokens; builds real Lambda events; reads shared fixtures.
 //!
-//! - [`RedisServer`], [`MongoServer`], [`DynamoLocal`]: the real servers (a server that cannot start is a
+//! - [`RedisServer`], [`RedisCluster`] (3 masters, optionally with replicas), [`MongoServer`], [`DynamoLocal`]: the real servers (a server that cannot start is a
 //!   test failure with a message saying what to install; nothing skips).
 //! - [`token`]: the one token minter. [`lambda_event`]: function-URL events and decoded responses.
 //! - [`fixtures`]: keys, JWKS documents and TLS material under `testkit/fixtures/`.
@@ -11,6 +11,7 @@ pub mod fixtures;
 pub mod lambda_event;
 mod mongo_server;
 mod process;
+mod redis_cluster;
 mod redis_server;
 pub mod token;
 
@@ -20,4 +21,5 @@ pub use dynamo_local::{
 pub use fixtures::{fixture, fixture_path};
 pub use mongo_server::MongoServer;
 pub use process::{NotListening, ServerProcess, free_port, wait_for_port, wait_until};
+pub use redis_cluster::{ClusterNode, RedisCluster};
 pub use redis_server::RedisServer;

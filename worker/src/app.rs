@@ -9,9 +9,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use redis::aio::ConnectionManager;
 use scoreboard_shared::backoff::Backoff;
 use scoreboard_shared::config::RedisConfig;
+use scoreboard_shared::redis::RedisConn;
 use scoreboard_shared::redis::keys::PartitionKeys;
 use scoreboard_shared::shutdown::Shutdown;
 
@@ -98,7 +98,7 @@ const REBUILD_WAIT: Duration = Duration::from_secs(60);
 ///
 /// # Errors
 /// When Redis fails or the partitions are not all rebuilt within a minute (no worker running?).
-pub async fn rebuild(settings: &Settings, mut redis: ConnectionManager) -> anyhow::Result<()> {
+pub async fn rebuild(settings: &Settings, mut redis: RedisConn) -> anyhow::Result<()> {
     let partitions = settings.worker.partitions.partitioner();
     for partition in partitions.all() {
         redis::cmd("DEL")
@@ -151,7 +151,7 @@ pub async fn migrate(settings: &Settings, store: Arc<dyn WatermarkStore>) -> any
 ///
 /// # Errors
 /// When Redis fails.
-pub async fn dlq_list(settings: &Settings, mut redis: ConnectionManager) -> anyhow::Result<()> {
+pub async fn dlq_list(settings: &Settings, mut redis: RedisConn) -> anyhow::Result<()> {
     let letters = dlq::list(&mut redis, settings.worker.partitions.partitioner().all()).await?;
     for letter in &letters {
         println!("{}", letter.to_json());
@@ -168,7 +168,7 @@ pub async fn dlq_list(settings: &Settings, mut redis: ConnectionManager) -> anyh
 pub async fn dlq_replay(
     settings: &Settings,
     env: &Env,
-    mut redis: ConnectionManager,
+    mut redis: RedisConn,
 ) -> anyhow::Result<()> {
     let idempotency_ttl =
         Duration::from_secs(env.parse_in("IDEMPOTENCY_TTL_SECS", 86_400, 60..=7 * 86_400)?);
@@ -233,29 +233,35 @@ pub async fn connect_store(
     }
 }
 
-/// Refuses a Redis that may evict keys: an evicted lease, cursor or epoch breaks fencing (§4). A
-/// server that hides `INFO` (some managed services) is let through with a warning.
+/// Refuses a Redis that may evict keys: an evicted lease, cursor or epoch breaks fencing (§4). On a
+/// cluster every master is checked. A server that hides `INFO` (some managed services) is let through
+/// with a warning.
 ///
 /// # Errors
-/// When `maxmemory_policy` is anything but `noeviction`, or Redis cannot be reached.
-pub async fn check_redis(redis: &mut ConnectionManager) -> anyhow::Result<()> {
-    let info: String = match redis::cmd("INFO").arg("memory").query_async(redis).await {
-        Ok(info) => info,
+/// When `maxmemory_policy` is anything but `noeviction` on any master, or Redis cannot be reached.
+pub async fn check_redis(redis: &mut RedisConn) -> anyhow::Result<()> {
+    let infos: Vec<String> = match redis
+        .query_every_master(redis::cmd("INFO").arg("memory"))
+        .await
+    {
+        Ok(infos) => infos,
         Err(error) if error.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoPerm) => {
             tracing::warn!("INFO is not allowed: cannot check maxmemory-policy is noeviction");
             return Ok(());
         }
         Err(error) => return Err(error).context("REDIS_URL: Redis did not answer INFO"),
     };
-    let policy = info
-        .lines()
-        .find_map(|line| line.trim().strip_prefix("maxmemory_policy:"))
-        .unwrap_or("unknown");
-    anyhow::ensure!(
-        policy == "noeviction",
-        "REDIS_URL: the server's maxmemory-policy is {policy}; it must be noeviction (an evicted \
-         lease, cursor or epoch breaks fencing)"
-    );
+    for info in &infos {
+        let policy = info
+            .lines()
+            .find_map(|line| line.trim().strip_prefix("maxmemory_policy:"))
+            .unwrap_or("unknown");
+        anyhow::ensure!(
+            policy == "noeviction",
+            "REDIS_URL: the server's maxmemory-policy is {policy}; it must be noeviction (an evicted \
+             lease, cursor or epoch breaks fencing)"
+        );
+    }
     Ok(())
 }
 
@@ -268,7 +274,7 @@ pub async fn check_redis(redis: &mut ConnectionManager) -> anyhow::Result<()> {
 /// restarts it and alerts).
 pub async fn run(
     settings: Settings,
-    mut redis: ConnectionManager,
+    mut redis: RedisConn,
     store: Arc<dyn WatermarkStore>,
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
@@ -318,7 +324,7 @@ pub async fn run(
             merge_poll: worker.merge_poll,
         },
         redis.clone(),
-        scoreboard_shared::redis::client(&settings.redis)?,
+        settings.redis.clone(),
     );
     let merger = tokio::spawn(merger.run(shutdown.clone()));
     tracing::info!(worker_id = %worker.worker_id, partitions = worker.partitions.count, "worker started");

@@ -7,9 +7,9 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
 use redis::streams::StreamRangeReply;
 use scoreboard_shared::partition::Partitioner;
+use scoreboard_shared::redis::RedisConn;
 use scoreboard_shared::redis::enqueue::{EnqueueLimits, EnqueueOutcome, EnqueueRequest, Enqueuer};
 use scoreboard_shared::redis::entry::{FIELD_INCREMENT, FIELD_NAME, FIELD_USER};
 use scoreboard_shared::redis::keys::PartitionKeys;
@@ -69,7 +69,7 @@ impl DeadEntry {
 /// # Errors
 /// When Redis fails.
 pub async fn list(
-    redis: &mut ConnectionManager,
+    redis: &mut RedisConn,
     partitions: impl IntoIterator<Item = u16>,
 ) -> redis::RedisResult<Vec<DeadEntry>> {
     let mut letters = Vec::new();
@@ -116,7 +116,7 @@ pub struct ReplayReport {
 /// # Errors
 /// When Redis fails, or a partition's stream is at its backlog bound (replay again later).
 pub async fn replay(
-    redis: &mut ConnectionManager,
+    redis: &mut RedisConn,
     partitioner: Partitioner,
     partitions: impl IntoIterator<Item = u16>,
     idempotency_ttl: Duration,

@@ -13,12 +13,12 @@ use axum::Router;
 use axum::extract::State;
 use axum::routing::get;
 use metrics_exporter_prometheus::PrometheusHandle;
-use redis::aio::ConnectionManager;
+use scoreboard_shared::redis::RedisConn;
 
 /// What the handlers read.
 #[derive(Debug, Clone)]
 pub struct HealthState {
-    pub redis: ConnectionManager,
+    pub redis: RedisConn,
     pub store: Arc<dyn WatermarkStore>,
     pub metrics: PrometheusHandle,
 }

@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use hdrhistogram::Histogram;
-use redis::aio::ConnectionManager;
 use scoreboard_shared::config::RedisConfig;
 use scoreboard_shared::partition::StreamId;
+use scoreboard_shared::redis::RedisConn;
 use scoreboard_shared::redis::connect_lazy;
 use scoreboard_shared::redis::keys::{self, PartitionKeys};
 use scoreboard_shared::shutdown::Shutdown;
@@ -95,7 +95,7 @@ pub async fn drain(
                 merge_poll: config.merge_poll,
             },
             connect_lazy(redis_config)?,
-            scoreboard_shared::redis::client(redis_config)?,
+            redis_config.clone(),
         );
         mergers.push(tokio::spawn(merger.run(shutdown.clone())));
     }
@@ -149,7 +149,7 @@ fn worker_config(id: &str, shape: Shape) -> anyhow::Result<WorkerConfig> {
 
 /// Polls every partition's cursor until all reach their last entry; returns the lag histogram.
 async fn poll_until_drained(
-    control: &mut ConnectionManager,
+    control: &mut RedisConn,
     filled: &Prefilled,
     shape: Shape,
     start_ms: u64,

@@ -4,8 +4,8 @@
 //! [`Prefilled`] record of what was appended is what the drains check their progress and lag against.
 
 use rand::Rng;
-use redis::aio::ConnectionManager;
 use scoreboard_shared::partition::{Partitioner, StreamId};
+use scoreboard_shared::redis::RedisConn;
 use scoreboard_shared::redis::entry::{
     FIELD_INCREMENT, FIELD_NAME, FIELD_REQUEST, FIELD_TIMESTAMP, FIELD_USER, FIELD_VERSION,
     SCHEMA_VERSION,
@@ -94,7 +94,7 @@ pub struct Prefilled {
 /// # Errors
 /// When Redis fails or answers an id that does not parse.
 pub async fn prefill(
-    redis: &mut ConnectionManager,
+    redis: &mut RedisConn,
     sampler: &UserSampler,
     partitions: u16,
     events: usize,

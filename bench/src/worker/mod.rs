@@ -25,8 +25,8 @@ use hdrhistogram::Histogram;
 use mongodb::event::EventHandler;
 use mongodb::event::command::CommandEvent;
 use mongodb::options::ClientOptions;
-use redis::aio::ConnectionManager;
 use scoreboard_shared::config::RedisConfig;
+use scoreboard_shared::redis::RedisConn;
 use scoreboard_shared::redis::connect_lazy;
 use scoreboard_testkit::{MongoServer, RedisServer};
 use scoreboard_worker::config::{Env, MongoConfig};
@@ -386,7 +386,7 @@ pub async fn run() -> anyhow::Result<()> {
 }
 
 impl Bench {
-    async fn fresh_redis(&self) -> anyhow::Result<ConnectionManager> {
+    async fn fresh_redis(&self) -> anyhow::Result<RedisConn> {
         let mut redis = connect_lazy(&self.redis_config)?;
         let () = redis::cmd("FLUSHALL").query_async(&mut redis).await?;
         Ok(redis)

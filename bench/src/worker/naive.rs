@@ -9,9 +9,9 @@ use hdrhistogram::Histogram;
 use mongodb::Collection;
 use mongodb::bson::{Document, doc};
 use redis::AsyncCommands;
-use redis::aio::ConnectionManager;
 use redis::streams::StreamReadReply;
 use scoreboard_shared::partition::Partitioner;
+use scoreboard_shared::redis::RedisConn;
 use scoreboard_shared::redis::entry::{FIELD_INCREMENT, FIELD_TIMESTAMP, FIELD_USER};
 use scoreboard_shared::redis::keys::PartitionKeys;
 
@@ -26,7 +26,7 @@ const NAIVE_GROUP: &str = "naive";
 /// # Errors
 /// When Redis or the store fails, or the drain outlasts `timeout`.
 pub async fn drain(
-    redis: &mut ConnectionManager,
+    redis: &mut RedisConn,
     scores: &Collection<Document>,
     partitions: u16,
     events: usize,

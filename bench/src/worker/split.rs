@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
+use scoreboard_shared::redis::RedisConn;
 
 /// `/proc` reports CPU time in USER_HZ ticks, 100 per second on Linux.
 const TICKS_PER_SEC: u64 = 100;
@@ -26,7 +26,7 @@ impl RedisStats {
     ///
     /// # Errors
     /// When Redis fails.
-    pub async fn read(redis: &mut ConnectionManager) -> redis::RedisResult<Self> {
+    pub async fn read(redis: &mut RedisConn) -> redis::RedisResult<Self> {
         let commands: String = redis::cmd("INFO")
             .arg("commandstats")
             .query_async(redis)

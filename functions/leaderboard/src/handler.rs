@@ -2,7 +2,7 @@
 
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use lambda_http::{Body, Request, Response};
-use redis::aio::ConnectionManager;
+use scoreboard_shared::redis::RedisConn;
 
 use scoreboard_shared::auth::Authenticator;
 use scoreboard_shared::config::{ConfigError, Env};
@@ -25,7 +25,7 @@ pub const ME_PATH: &str = "/api/v1/scores/me";
 #[derive(Debug)]
 pub struct LeaderboardService {
     auth: Authenticator,
-    redis: ConnectionManager,
+    redis: RedisConn,
     config: Config,
 }
 

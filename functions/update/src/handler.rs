@@ -2,7 +2,7 @@
 
 use http::{Method, StatusCode, header};
 use lambda_http::{Body, Request, Response};
-use redis::aio::ConnectionManager;
+use scoreboard_shared::redis::RedisConn;
 use serde_json::json;
 
 use scoreboard_shared::auth::Authenticator;
@@ -27,7 +27,7 @@ pub const UPDATE_PATH: &str = "/api/v1/scores/update";
 #[derive(Debug)]
 pub struct UpdateService {
     auth: Authenticator,
-    redis: ConnectionManager,
+    redis: RedisConn,
     enqueuer: Enqueuer,
     config: UpdateConfig,
 }
@@ -42,7 +42,7 @@ impl UpdateService {
         Ok(Self::new(auth, redis, UpdateConfig::from_env(env)?))
     }
 
-    pub fn new(auth: Authenticator, redis: ConnectionManager, config: UpdateConfig) -> Self {
+    pub fn new(auth: Authenticator, redis: RedisConn, config: UpdateConfig) -> Self {
         Self {
             auth,
             redis,

@@ -1,4 +1,5 @@
-//! Where Redis is and how long to wait for it.
+//! Where Redis is (one standalone server, or the seed nodes of a Redis Cluster) and how long to wait
+//! for it.
 
 use std::time::Duration;
 
@@ -6,11 +7,13 @@ use secrecy::SecretString;
 
 use super::{ConfigError, Env};
 
-/// `REDIS_URL` (`redis://` or `rediss://` for TLS) and client timeouts.
+/// `REDIS_URL` (`redis://` or `rediss://` for TLS), `REDIS_CLUSTER` and client timeouts.
 #[derive(Debug, Clone)]
 pub struct RedisConfig {
-    /// May hold a password, so it is kept secret.
+    /// May hold a password, so it is kept secret. On a cluster: one or more seed nodes, comma-separated.
     pub url: SecretString,
+    /// `REDIS_CLUSTER=true`: every component uses the cluster client (`docs/design.md` §6).
+    pub cluster: bool,
     pub connect_timeout: Duration,
     pub response_timeout: Duration,
     /// PEM root certificate(s) to trust for `rediss://` instead of the public roots (`REDIS_CA_CERT_FILE`).
@@ -19,17 +22,36 @@ pub struct RedisConfig {
 
 impl RedisConfig {
     /// # Errors
-    /// When `REDIS_URL` is missing or not a `redis://`/`rediss://` URL, or a timeout is out of range.
+    /// When `REDIS_URL` is missing or not a `redis://`/`rediss://` URL (a list of them on a cluster, all
+    /// with the same scheme), or a timeout is out of range.
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         let url = env.required("REDIS_URL")?;
-        if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+        let cluster = env.flag("REDIS_CLUSTER", false)?;
+        let seeds: Vec<&str> = url.split(',').map(str::trim).collect();
+        if seeds.len() > 1 && !cluster {
             return Err(ConfigError::new(
                 "REDIS_URL",
-                "must start with redis:// or rediss://",
+                "names several nodes; that is only for REDIS_CLUSTER=true",
             ));
         }
-        if redis::Client::open(url.as_str()).is_err() {
-            return Err(ConfigError::new("REDIS_URL", "is not a valid Redis URL"));
+        for seed in &seeds {
+            if !(seed.starts_with("redis://") || seed.starts_with("rediss://")) {
+                return Err(ConfigError::new(
+                    "REDIS_URL",
+                    "must start with redis:// or rediss://",
+                ));
+            }
+            if redis::Client::open(*seed).is_err() {
+                return Err(ConfigError::new("REDIS_URL", "is not a valid Redis URL"));
+            }
+        }
+        if seeds.iter().any(|s| s.starts_with("rediss://"))
+            && !seeds.iter().all(|s| s.starts_with("rediss://"))
+        {
+            return Err(ConfigError::new(
+                "REDIS_URL",
+                "mixes redis:// and rediss:// seed nodes",
+            ));
         }
         let connect_ms = env.parse_in("REDIS_CONNECT_TIMEOUT_MS", 1_000u64, 10..=60_000)?;
         let response_ms = env.parse_in("REDIS_RESPONSE_TIMEOUT_MS", 1_000u64, 10..=60_000)?;
@@ -41,6 +63,7 @@ impl RedisConfig {
         };
         Ok(Self {
             ca_cert_pem,
+            cluster,
             url: url.into(),
             connect_timeout: Duration::from_millis(connect_ms),
             response_timeout: Duration::from_millis(response_ms),
@@ -69,6 +92,31 @@ mod tests {
         assert_eq!(
             RedisConfig::from_env(&env).unwrap_err().var,
             "REDIS_CA_CERT_FILE"
+        );
+    }
+
+    #[test]
+    fn several_seeds_need_cluster_mode() {
+        let seeds = "redis://127.0.0.1:7000,redis://127.0.0.1:7001";
+        let env = Env::from_pairs([("REDIS_URL", seeds)]);
+        assert_eq!(RedisConfig::from_env(&env).unwrap_err().var, "REDIS_URL");
+        let cluster = RedisConfig::from_env(&env.with("REDIS_CLUSTER", "true")).unwrap();
+        assert!(cluster.cluster);
+    }
+
+    #[test]
+    fn every_seed_is_checked_and_tls_is_all_or_nothing() {
+        for bad in [
+            "redis://127.0.0.1:7000,http://127.0.0.1:7001",
+            "rediss://a.example.com:6379,redis://b.example.com:6379",
+        ] {
+            let env = Env::from_pairs([("REDIS_URL", bad), ("REDIS_CLUSTER", "true")]);
+            assert_eq!(RedisConfig::from_env(&env).unwrap_err().var, "REDIS_URL");
+        }
+        let env = Env::from_pairs([("REDIS_URL", "redis://h:1"), ("REDIS_CLUSTER", "maybe")]);
+        assert_eq!(
+            RedisConfig::from_env(&env).unwrap_err().var,
+            "REDIS_CLUSTER"
         );
     }
 

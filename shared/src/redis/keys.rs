@@ -92,9 +92,6 @@ impl PartitionKeys {
     }
 }
 
-/// The `{sb:p}:changed` channel pattern of every partition (for `PSUBSCRIBE` on standalone Redis).
-pub const CHANGED_PATTERN: &str = "{sb:*}:changed";
-
 fn encode_user(user: &str) -> String {
     user.replace('%', "%25").replace(':', "%3A")
 }

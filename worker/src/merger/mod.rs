@@ -2,17 +2,17 @@
 //! tops into the global top and publishes it. A user in the global top K is in their partition's top K,
 //! so merging P lists of K is exact, and reading the P tops one after another is a consistent cut
 //! (partitions share no users). It merges on lease acquisition and every (re)subscription to
-//! `{sb:p}:changed`, at the trailing edge of each burst (at most one merge per `MERGE_INTERVAL_MS`,
+//! `{sb:p}:changed` (after a slot moved, too), at the trailing edge of each burst (at most one merge per `MERGE_INTERVAL_MS`,
 //! never dropping the last change), and every `MERGE_POLL_MS` in case a message was lost. It never
 //! publishes while a partition is unbuilt, and publishes through `publish.lua`, which checks the merger
 //! lease, skips unchanged entries and keeps versions growing.
 
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
-use redis::aio::ConnectionManager;
 use scoreboard_shared::backoff::Backoff;
+use scoreboard_shared::config::RedisConfig;
 use scoreboard_shared::redis::keys::{self, PartitionKeys};
+use scoreboard_shared::redis::{Notice, RedisConn, Subscription};
 use scoreboard_shared::shutdown::Shutdown;
 use scoreboard_shared::snapshot::Entry;
 use serde::Deserialize;
@@ -56,8 +56,8 @@ pub struct MergerConfig {
 #[derive(Debug)]
 pub struct Merger {
     config: MergerConfig,
-    redis: ConnectionManager,
-    client: redis::Client,
+    redis: RedisConn,
+    redis_config: RedisConfig,
     leases: LeaseScripts,
     publish: redis::Script,
     lease: Option<Lease>,
@@ -65,13 +65,14 @@ pub struct Merger {
 }
 
 impl Merger {
-    pub fn new(config: MergerConfig, redis: ConnectionManager, client: redis::Client) -> Self {
+    /// `redis_config` opens the subscription to the partitions' `changed` channels.
+    pub fn new(config: MergerConfig, redis: RedisConn, redis_config: RedisConfig) -> Self {
         Self {
             leases: LeaseScripts::new(config.lease_ttl),
             publish: redis::Script::new(include_str!("publish.lua")),
             config,
             redis,
-            client,
+            redis_config,
             lease: None,
             last_published: 0,
         }
@@ -145,6 +146,7 @@ impl Merger {
             .arg(now_rfc3339())
             .arg(self.last_published + 1)
             .arg(keys::EVENTS_CHANNEL)
+            .arg(self.redis.publish_command())
             .invoke_async(&mut self.redis)
             .await?;
         Ok(match status.as_str() {
@@ -220,9 +222,11 @@ impl Merger {
     /// Subscribes and merges while the lease holds. Returns `Ok` when the lease is lost or on shutdown,
     /// `Err` when the subscription or a merge failed (the caller resubscribes).
     async fn lead(&mut self, shutdown: &mut Shutdown) -> Result<(), WorkerError> {
-        let mut pubsub = self.client.get_async_pubsub().await?;
-        pubsub.psubscribe(keys::CHANGED_PATTERN).await?;
-        let mut messages = pubsub.on_message();
+        // One channel per partition (a cluster's sharded Pub/Sub has no patterns).
+        let channels = (0..self.config.partitions)
+            .map(|partition| PartitionKeys::new(partition).changed())
+            .collect();
+        let mut subscription = Subscription::open(&self.redis_config, channels).await?;
         self.merge().await?;
         let mut last_merge = Instant::now();
         let mut dirty = false;
@@ -235,12 +239,13 @@ impl Merger {
                 tokio::time::Instant::from_std(last_merge + self.config.merge_interval);
             tokio::select! {
                 () = shutdown.wait() => return Ok(()),
-                message = messages.next() => match message {
-                    Some(_) => dirty = true,
-                    None => {
+                notice = subscription.next() => match notice {
+                    Notice::Message { .. } => dirty = true,
+                    Notice::Lost(why) => {
                         return Err(WorkerError::Redis(redis::RedisError::from((
                             redis::ErrorKind::Io,
                             "merger subscription lost",
+                            why.to_owned(),
                         ))));
                     }
                 },

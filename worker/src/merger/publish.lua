@@ -2,7 +2,7 @@
 -- changed; the version is max(previous + 1, server time in µs, this merger's last published + 1), so it
 -- never goes backwards across restarts, restores from an older RDB file and failovers.
 -- KEYS: 1 merger lease, 2 {sb}:top, 3 {sb}:version. ARGV: 1 lease value, 2 entries JSON, 3 updatedAt,
---       4 lowest acceptable version, 5 channel.
+--       4 lowest acceptable version, 5 channel, 6 publish command (SPUBLISH on a cluster, else PUBLISH).
 -- Returns {status, version}: 'fenced', 'same' or 'published'.
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
   return {'fenced', 0}
@@ -23,5 +23,5 @@ local json = '{"version":' .. string.format('%.0f', version) .. ',"updatedAt":' 
   ',"entries":' .. entries .. '}'
 redis.call('SET', KEYS[3], string.format('%.0f', version))
 redis.call('SET', KEYS[2], json)
-redis.call('PUBLISH', ARGV[5], json)
+redis.call(ARGV[6], ARGV[5], json)
 return {'published', version}

@@ -10,9 +10,9 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
 use scoreboard_shared::backoff::Backoff;
 use scoreboard_shared::config::RedisConfig;
+use scoreboard_shared::redis::RedisConn;
 use scoreboard_shared::redis::keys::{self, PartitionKeys};
 use scoreboard_shared::shutdown::{Shutdown, ShutdownTrigger};
 use tokio::task::JoinHandle;
@@ -37,7 +37,7 @@ struct OwnedPartition {
 pub struct Balancer {
     config: WorkerConfig,
     redis_config: RedisConfig,
-    redis: ConnectionManager,
+    redis: RedisConn,
     store: Arc<dyn WatermarkStore>,
     scripts: PartitionScripts,
     leases: LeaseScripts,
@@ -49,7 +49,7 @@ impl Balancer {
     pub fn new(
         config: WorkerConfig,
         redis_config: RedisConfig,
-        redis: ConnectionManager,
+        redis: RedisConn,
         store: Arc<dyn WatermarkStore>,
     ) -> Self {
         Self {
@@ -264,7 +264,7 @@ impl Balancer {
 async fn own(
     keys: PartitionKeys,
     lease: Lease,
-    redis: ConnectionManager,
+    redis: RedisConn,
     store: Arc<dyn WatermarkStore>,
     scripts: PartitionScripts,
     leases: LeaseScripts,
@@ -285,7 +285,7 @@ async fn own(
 async fn own_until_stopped(
     keys: PartitionKeys,
     lease: Lease,
-    redis: ConnectionManager,
+    redis: RedisConn,
     store: Arc<dyn WatermarkStore>,
     scripts: PartitionScripts,
     leases: LeaseScripts,

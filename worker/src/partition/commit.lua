@@ -6,6 +6,7 @@
 -- ARGV: 1 lease value, 2 changed channel, 3 board size, 4 updatedAt, 5 new cursor ('' keeps it),
 --       6 hw (highest applied entry id; '' keeps it), 7 #totals, 8 #dead, 9 dlq max length,
 --       10 require built (1: refuse when the top is missing), 11 force publish (1/0),
+--       12 publish command (SPUBLISH on a cluster, else PUBLISH),
 --       then #totals × (user, score, name or ''), #dead × (event, user, reason, error, fields json)
 -- Returns {status, version, backlog}: status 'fenced' (not the lease holder: nothing written), 'unbuilt' (the
 -- partition's cache is gone: nothing written, rebuild first), 'changed' or 'same'.
@@ -22,6 +23,10 @@ local channel, size, updated_at = ARGV[2], tonumber(ARGV[3]), ARGV[4]
 local new_cursor, hw = ARGV[5], ARGV[6]
 local n_totals, n_dead, dlq_max = tonumber(ARGV[7]), tonumber(ARGV[8]), ARGV[9]
 local force = ARGV[11] == '1'
+local publish = ARGV[12]
+if publish ~= 'PUBLISH' and publish ~= 'SPUBLISH' then
+  return redis.error_reply('commit: unknown publish command')
+end
 local CHUNK = 500
 
 -- User ids compare by bytes: Lua's `<` on strings follows the server's locale (strcoll).
@@ -34,7 +39,7 @@ local function bytes_less(a, b)
   return #a < #b
 end
 
-local i = 12
+local i = 13
 local zadd, hset = {}, {}
 local function flush()
   if #zadd > 0 then redis.call('ZADD', lb, unpack(zadd)); zadd = {} end
@@ -126,6 +131,6 @@ if json ~= current then
   redis.call('SET', top, json)
 end
 if status == 'changed' then
-  redis.call('PUBLISH', channel, string.format('%.0f', version))
+  redis.call(publish, channel, string.format('%.0f', version))
 end
 return {status, version, redis.call('XLEN', stream)}

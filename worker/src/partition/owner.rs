@@ -10,10 +10,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use redis::aio::ConnectionManager;
 use redis::streams::StreamReadReply;
 use scoreboard_shared::backoff::Backoff;
 use scoreboard_shared::partition::{EventId, Partitioner, StreamId};
+use scoreboard_shared::redis::RedisConn;
 use scoreboard_shared::redis::entry::{StreamEvent, fields_json, parse_entry};
 use scoreboard_shared::redis::keys::PartitionKeys;
 use scoreboard_shared::shutdown::Shutdown;
@@ -94,7 +94,7 @@ pub enum StepOutcome {
 pub struct PartitionOwner {
     keys: PartitionKeys,
     lease: Lease,
-    redis: ConnectionManager,
+    redis: RedisConn,
     store: Arc<dyn WatermarkStore>,
     scripts: PartitionScripts,
     leases: LeaseScripts,
@@ -113,7 +113,7 @@ impl PartitionOwner {
     pub async fn start(
         keys: PartitionKeys,
         lease: Lease,
-        mut redis: ConnectionManager,
+        mut redis: RedisConn,
         store: Arc<dyn WatermarkStore>,
         scripts: PartitionScripts,
         leases: LeaseScripts,
@@ -431,13 +431,14 @@ impl PartitionOwner {
         }
         let timeout = self.config.wait_timeout.as_millis() as u64;
         let redis = self.redis.clone();
+        // On a cluster WAIT is per shard: it goes to the node of this partition's stream.
+        let stream = self.keys.updates();
         retrying("wait", shutdown, || {
             let mut redis = redis.clone();
+            let stream = stream.clone();
             async move {
-                let acked: u32 = redis::cmd("WAIT")
-                    .arg(wanted)
-                    .arg(timeout)
-                    .query_async(&mut redis)
+                let acked: u32 = redis
+                    .query_at_key(&stream, redis::cmd("WAIT").arg(wanted).arg(timeout))
                     .await?;
                 if acked < wanted {
                     return Err(WorkerError::Redis(redis::RedisError::from((

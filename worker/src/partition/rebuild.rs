@@ -4,7 +4,7 @@
 //! mark) and publishes it. A stale owner's rebuild is refused at the swap.
 
 use futures::StreamExt;
-use redis::aio::ConnectionManager;
+use scoreboard_shared::redis::RedisConn;
 use scoreboard_shared::redis::keys::PartitionKeys;
 
 use super::scripts::{CommitInput, CommitStatus, PartitionScripts, now_rfc3339};
@@ -28,7 +28,7 @@ pub enum Rebuilt {
 /// # Errors
 /// When the store or Redis fails; it can simply be run again.
 pub async fn rebuild(
-    redis: &mut ConnectionManager,
+    redis: &mut RedisConn,
     store: &dyn WatermarkStore,
     scripts: &PartitionScripts,
     keys: &PartitionKeys,

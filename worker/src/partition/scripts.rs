@@ -4,6 +4,7 @@
 
 use redis::aio::ConnectionLike;
 use scoreboard_shared::partition::StreamId;
+use scoreboard_shared::redis::RedisConn;
 use scoreboard_shared::redis::keys::PartitionKeys;
 
 use crate::lease::Lease;
@@ -78,9 +79,9 @@ impl PartitionScripts {
     ///
     /// # Errors
     /// When Redis fails; nothing was written then (scripts are atomic).
-    pub async fn commit<C: ConnectionLike + Send>(
+    pub async fn commit(
         &self,
-        conn: &mut C,
+        conn: &mut RedisConn,
         keys: &PartitionKeys,
         lease: &Lease,
         input: &CommitInput<'_>,
@@ -106,7 +107,8 @@ impl PartitionScripts {
             .arg(input.dead.len())
             .arg(DLQ_MAX_LEN)
             .arg(if input.require_built { "1" } else { "0" })
-            .arg(if input.force { "1" } else { "0" });
+            .arg(if input.force { "1" } else { "0" })
+            .arg(conn.publish_command());
         for total in input.totals {
             invocation
                 .arg(&total.user_id)

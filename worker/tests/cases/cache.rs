@@ -44,7 +44,7 @@ fn run_balancer(
 }
 
 async fn send(
-    redis: &mut redis::aio::ConnectionManager,
+    redis: &mut scoreboard_shared::redis::RedisConn,
     users: &[String],
     inc: u64,
     expected: &mut BTreeMap<String, u64>,
@@ -63,7 +63,7 @@ fn users() -> Vec<String> {
 
 /// Waits until the store and every partition's set hold `expected` and every partition has a top.
 async fn settled(
-    redis: &redis::aio::ConnectionManager,
+    redis: &scoreboard_shared::redis::RedisConn,
     store: &Arc<dyn WatermarkStore>,
     expected: &BTreeMap<String, u64>,
     within: Duration,
@@ -179,7 +179,7 @@ async fn a_lost_changed_message_is_healed_by_the_merger_poll() {
             merge_poll: POLL,
         },
         redis.clone(),
-        server.client(),
+        redis_config(&server.url()),
     );
     let (stop, shutdown) = Shutdown::new();
     let merging = tokio::spawn(merger.run(shutdown));

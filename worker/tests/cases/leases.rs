@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use redis::aio::ConnectionManager;
+use scoreboard_shared::redis::RedisConn;
 use scoreboard_testkit::RedisServer;
 
 use crate::helpers::*;
@@ -22,7 +22,7 @@ fn failover_bound(ttl: Duration) -> Duration {
 /// Waits until the partitions are held by exactly `expected` (worker id → partitions held), as
 /// predicate over the holders; returns how long it took.
 async fn until_holders(
-    redis: &ConnectionManager,
+    redis: &RedisConn,
     timeout: Duration,
     what: &str,
     check: impl Fn(&[Option<String>]) -> bool,

@@ -164,7 +164,7 @@ async fn the_merger_publishes_the_exact_global_top_only_when_every_partition_is_
         merge_interval: Duration::from_millis(10),
         merge_poll: Duration::from_secs(1),
     };
-    let mut merger = Merger::new(merger_config, redis.clone(), server.client());
+    let mut merger = Merger::new(merger_config, redis.clone(), redis_config(&server.url()));
     assert!(merger.try_acquire().await.unwrap());
     assert_eq!(merger.merge().await.unwrap(), MergeOutcome::Unbuilt);
 

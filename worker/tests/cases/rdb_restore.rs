@@ -21,7 +21,7 @@ use crate::helpers::*;
 
 const P: u16 = 2;
 
-fn merger(redis: &redis::aio::ConnectionManager, server: &RedisServer) -> Merger {
+fn merger(redis: &scoreboard_shared::redis::RedisConn, server: &RedisServer) -> Merger {
     Merger::new(
         MergerConfig {
             partitions: P,
@@ -32,7 +32,7 @@ fn merger(redis: &redis::aio::ConnectionManager, server: &RedisServer) -> Merger
             merge_poll: Duration::from_secs(1),
         },
         redis.clone(),
-        server.client(),
+        redis_config(&server.url()),
     )
 }
 
@@ -46,7 +46,7 @@ async fn publish(merger: &mut Merger) -> u64 {
 
 /// Sends `inc` for every user, adding to `expected`.
 async fn send(
-    redis: &mut redis::aio::ConnectionManager,
+    redis: &mut scoreboard_shared::redis::RedisConn,
     users: &[String],
     inc: u64,
     expected: &mut std::collections::BTreeMap<String, u64>,

@@ -52,7 +52,7 @@ async fn step_until(mut owner: PartitionOwner, stop: Arc<AtomicBool>) -> (Partit
 }
 
 async fn send(
-    redis: &mut redis::aio::ConnectionManager,
+    redis: &mut scoreboard_shared::redis::RedisConn,
     users: &[String],
     rounds: u64,
     expected: &mut BTreeMap<String, u64>,

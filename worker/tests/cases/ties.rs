@@ -76,7 +76,11 @@ async fn equal_scores_rank_by_user_id_in_the_partition_top_and_the_global_top() 
     }
     let mut owner = owner(&server.url(), &store, &config, 0).await.unwrap();
     drain(&mut owner, Duration::from_secs(20)).await;
-    let mut merger = Merger::new(merger_config(1, 3), redis.clone(), server.client());
+    let mut merger = Merger::new(
+        merger_config(1, 3),
+        redis.clone(),
+        redis_config(&server.url()),
+    );
     assert!(merger.try_acquire().await.unwrap());
     assert!(matches!(
         merger.merge().await.unwrap(),
@@ -138,7 +142,7 @@ fn the_commit_script_and_the_merger_follow_the_tie_rule_on_random_boards() {
     runner
         .run(&(board, 1usize..8), |(board, size)| {
             let mut redis = redis.clone();
-            let client = server.client();
+            let config = redis_config(&server.url());
             runtime.block_on(async move {
                 let _: () = redis::cmd("FLUSHALL")
                     .query_async(&mut redis)
@@ -183,7 +187,7 @@ fn the_commit_script_and_the_merger_follow_the_tie_rule_on_random_boards() {
                         partition
                     );
                 }
-                let mut merger = Merger::new(merger_config(P, size), redis.clone(), client);
+                let mut merger = Merger::new(merger_config(P, size), redis.clone(), config);
                 prop_assert!(merger.try_acquire().await.unwrap());
                 let outcome = merger.merge().await.unwrap();
                 prop_assert!(

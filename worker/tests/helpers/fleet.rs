@@ -3,7 +3,7 @@
 //! where each partition's cursor is.
 
 use redis::AsyncCommands;
-use redis::aio::ConnectionManager;
+use scoreboard_shared::redis::RedisConn;
 use scoreboard_shared::redis::keys::{self, PartitionKeys};
 use scoreboard_testkit::RedisServer;
 use scoreboard_worker::lease::holder;
@@ -51,7 +51,7 @@ pub fn worker_env(
 }
 
 /// The worker id holding each partition's lease (`None`: free).
-pub async fn lease_holders(redis: &mut ConnectionManager, partitions: u16) -> Vec<Option<String>> {
+pub async fn lease_holders(redis: &mut RedisConn, partitions: u16) -> Vec<Option<String>> {
     let mut pipe = redis::pipe();
     for partition in 0..partitions {
         pipe.get(PartitionKeys::new(partition).lease());
@@ -72,13 +72,13 @@ pub fn held_by(holders: &[Option<String>], worker_id: &str) -> usize {
 }
 
 /// The worker id holding the merger lease.
-pub async fn merger_holder(redis: &mut ConnectionManager) -> Option<String> {
+pub async fn merger_holder(redis: &mut RedisConn) -> Option<String> {
     let value: Option<String> = redis.get(keys::MERGER_LEASE).await.expect("read merger");
     value.map(|v| holder(&v).to_owned())
 }
 
 /// Partition `partition`'s committed cursor (`None` before its first commit).
-pub async fn cursor(redis: &mut ConnectionManager, partition: u16) -> Option<String> {
+pub async fn cursor(redis: &mut RedisConn, partition: u16) -> Option<String> {
     redis
         .get(PartitionKeys::new(partition).cursor())
         .await
@@ -88,7 +88,7 @@ pub async fn cursor(redis: &mut ConnectionManager, partition: u16) -> Option<Str
 /// Queues one entry per increment for `user` (as [`super::xadd_event`] writes them), pipelined in
 /// chunks so a durable Redis fsyncs once per chunk, not once per entry.
 pub async fn fill(
-    redis: &mut ConnectionManager,
+    redis: &mut RedisConn,
     partitions: u16,
     user: &str,
     name: &str,

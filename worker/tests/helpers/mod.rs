@@ -16,9 +16,9 @@ use std::time::{Duration, Instant};
 
 use futures::TryStreamExt;
 use redis::AsyncCommands;
-use redis::aio::ConnectionManager;
 use scoreboard_shared::config::{Env, RedisConfig};
 use scoreboard_shared::partition::Partitioner;
+use scoreboard_shared::redis::RedisConn;
 use scoreboard_shared::redis::keys::{self, PartitionKeys};
 use scoreboard_shared::shutdown::Shutdown;
 use scoreboard_shared::snapshot::Snapshot;
@@ -35,13 +35,18 @@ pub use subcommand::{SubcommandRun, run_subcommand};
 pub use worker_process::{WorkerProcess, env_pairs};
 
 /// A self-reconnecting Redis connection with timeouts that tolerate blocking reads.
-pub fn redis_manager(url: &str) -> ConnectionManager {
+pub fn redis_manager(url: &str) -> RedisConn {
+    scoreboard_shared::redis::connect_lazy(&redis_config(url)).unwrap()
+}
+
+/// The Redis settings tests connect with: standalone `url`, generous response timeout.
+pub fn redis_config(url: &str) -> RedisConfig {
     let env = Env::from_pairs([
         ("REDIS_URL", url),
         ("REDIS_RESPONSE_TIMEOUT_MS", "10000"),
         ("REDIS_CONNECT_TIMEOUT_MS", "2000"),
     ]);
-    scoreboard_shared::redis::connect_lazy(&RedisConfig::from_env(&env).unwrap()).unwrap()
+    RedisConfig::from_env(&env).unwrap()
 }
 
 /// Worker settings for tests: short block and lease, `partitions` partitions, plus `extra` overrides.
@@ -158,7 +163,7 @@ pub fn top_of(totals: &BTreeMap<String, u64>, n: usize) -> Vec<(String, u64)> {
 }
 
 /// Every member of every partition's `{sb:p}:lb` with its score.
-pub async fn board(redis: &mut ConnectionManager, partitions: u16) -> BTreeMap<String, u64> {
+pub async fn board(redis: &mut RedisConn, partitions: u16) -> BTreeMap<String, u64> {
     let mut all = BTreeMap::new();
     for partition in Partitioner::new(partitions).all() {
         let rows: Vec<(String, f64)> = redis
@@ -171,16 +176,13 @@ pub async fn board(redis: &mut ConnectionManager, partitions: u16) -> BTreeMap<S
 }
 
 /// `{sb}:top`, parsed as the shared snapshot type.
-pub async fn snapshot(redis: &mut ConnectionManager) -> Option<Snapshot> {
+pub async fn snapshot(redis: &mut RedisConn) -> Option<Snapshot> {
     let raw: Option<String> = redis.get(keys::TOP).await.expect("read top");
     raw.map(|json| serde_json::from_str(&json).expect("top is a Snapshot"))
 }
 
 /// A partition's `{sb:p}:top` as JSON.
-pub async fn partition_top(
-    redis: &mut ConnectionManager,
-    partition: u16,
-) -> Option<serde_json::Value> {
+pub async fn partition_top(redis: &mut RedisConn, partition: u16) -> Option<serde_json::Value> {
     let raw: Option<String> = redis
         .get(PartitionKeys::new(partition).top())
         .await
@@ -198,7 +200,7 @@ pub fn rows(snapshot: &Snapshot) -> Vec<(String, u64)> {
 }
 
 /// Entries not yet committed over every partition (streams are trimmed to their cursors).
-pub async fn backlog(redis: &mut ConnectionManager, partitions: u16) -> usize {
+pub async fn backlog(redis: &mut RedisConn, partitions: u16) -> usize {
     let mut total = 0;
     for partition in Partitioner::new(partitions).all() {
         let keys = PartitionKeys::new(partition);

@@ -2,10 +2,10 @@
 //! uses), and raw `XADD`s for tests that need exact or malformed entries.
 
 use lambda_http::{Body, Request};
-use redis::aio::ConnectionManager;
 use scoreboard_shared::auth::Authenticator;
 use scoreboard_shared::config::{AuthConfig, Env};
 use scoreboard_shared::partition::{EventId, Partitioner};
+use scoreboard_shared::redis::RedisConn;
 use scoreboard_shared::redis::entry::{
     FIELD_INCREMENT, FIELD_NAME, FIELD_REQUEST, FIELD_TIMESTAMP, FIELD_USER, FIELD_VERSION,
     SCHEMA_VERSION,
@@ -31,7 +31,7 @@ pub struct UpdateProducer {
 }
 
 impl UpdateProducer {
-    pub fn new(redis: ConnectionManager, partitions: u16) -> Self {
+    pub fn new(redis: RedisConn, partitions: u16) -> Self {
         let partitions = partitions.to_string();
         let env = Env::from_pairs([
             ("PARTITIONS", partitions.as_str()),
@@ -84,7 +84,7 @@ pub fn post_update(token: &str, increment: u64) -> Request {
 /// Appends a well-formed entry to `user`'s partition (of `partitions`) as the update function would;
 /// returns its event id.
 pub async fn xadd_event(
-    redis: &mut ConnectionManager,
+    redis: &mut RedisConn,
     partitions: u16,
     user: &str,
     name: Option<&str>,
@@ -107,11 +107,7 @@ pub async fn xadd_event(
 }
 
 /// Appends an entry with exactly these fields to partition `partition`; returns its event id.
-pub async fn xadd_raw(
-    redis: &mut ConnectionManager,
-    partition: u16,
-    fields: &[(&str, &str)],
-) -> String {
+pub async fn xadd_raw(redis: &mut RedisConn, partition: u16, fields: &[(&str, &str)]) -> String {
     let mut cmd = redis::cmd("XADD");
     cmd.arg(PartitionKeys::new(partition).updates()).arg("*");
     for (k, v) in fields {
