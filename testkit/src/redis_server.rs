@@ -82,8 +82,20 @@ impl RedisServer {
         self.process.stop();
     }
 
-    /// Restarts on the same port (data is lost unless persistence was configured).
+    /// Restarts on the same port (data is lost unless persistence was configured) and returns once the
+    /// server answers `PING`: a server still loading its AOF or RDB listens but refuses commands.
+    ///
+    /// # Panics
+    /// When it does not answer within 30 s.
     pub fn restart(&mut self) {
         self.process.restart(Duration::from_secs(10));
+        let client = self.client();
+        let answers = crate::process::wait_until(Duration::from_secs(30), || {
+            client
+                .get_connection_with_timeout(Duration::from_secs(1))
+                .and_then(|mut connection| redis::cmd("PING").query::<String>(&mut connection))
+                .is_ok()
+        });
+        assert!(answers, "redis-server did not finish loading within 30 s");
     }
 }

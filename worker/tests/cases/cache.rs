@@ -102,7 +102,7 @@ async fn a_flushed_partition_is_rebuilt_once_the_store_is_back(mut outage: Outag
     let users = users();
     let mut expected = BTreeMap::new();
     send(&mut redis, &users, 5, &mut expected).await;
-    let (stop, running) = run_balancer(&url, &store, &[]);
+    let (stop, running) = run_balancer(&url, &store, &[("LEASE_TTL_MS", "2000")]);
     settled(&redis, &store, &expected, Duration::from_secs(20)).await;
 
     // Act: the store goes down, Redis loses everything, then the store comes back.

@@ -49,7 +49,9 @@ pub fn redis_config(url: &str) -> RedisConfig {
     RedisConfig::from_env(&env).unwrap()
 }
 
-/// Worker settings for tests: short block and lease, `partitions` partitions, plus `extra` overrides.
+/// Worker settings for tests: short block, a 10 s lease (a step on a loaded machine, DynamoDB Local
+/// above all, can outlast a short one; tests of expiry pass their own), `partitions` partitions, plus
+/// `extra` overrides.
 pub fn worker_config(worker_id: &str, partitions: u16, extra: &[(&str, &str)]) -> WorkerConfig {
     let partitions = partitions.to_string();
     let mut pairs: Vec<(String, String)> = [
@@ -57,7 +59,7 @@ pub fn worker_config(worker_id: &str, partitions: u16, extra: &[(&str, &str)]) -
         ("PARTITIONS", partitions.as_str()),
         ("WORKER_BATCH_SIZE", "500"),
         ("WORKER_BLOCK_MS", "50"),
-        ("LEASE_TTL_MS", "2000"),
+        ("LEASE_TTL_MS", "10000"),
         ("LEADERBOARD_SIZE", "10"),
     ]
     .iter()
