@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 export PATH := $(CURDIR)/.tools/venv/bin:$(PATH)
 
-.PHONY: setup lint lint-template lint-ops test dev bench release bench-coldstart bench-peers bench-worker
+.PHONY: setup lint lint-template lint-ops test dev bench release bench-coldstart bench-peers bench-worker bench-cluster
 
 setup:
 	@scripts/setup.sh
@@ -54,3 +54,8 @@ bench-coldstart: setup
 # ceiling. BENCH_WORKER_EVENTS / BENCH_WORKER_MONGO_EVENTS / BENCH_WORKER_BATCHES shrink a run.
 bench-worker: setup
 	cargo run --profile bench-release -p scoreboard-bench -- worker
+
+# `bench -- cluster`: the pipeline on standalone Redis and a local 3-master cluster (figures on stderr; the
+# in-process update handler's EMF lines on stdout are discarded).
+bench-cluster: setup
+	cargo run --profile bench-release -p scoreboard-bench -- cluster >/dev/null

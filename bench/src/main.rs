@@ -1,11 +1,12 @@
 //! Benchmarks, apart from the tests: each subcommand prints its figures. Absolute times depend on the
 //! machine; ratios measured in one run are what to compare.
 //!
-//! `cargo run --profile bench-release -p scoreboard-bench -- <update|coldstart|dynamo|worker|sse|all>`
+//! `cargo run --profile bench-release -p scoreboard-bench -- <update|coldstart|dynamo|worker|sse|cluster|all>`
 //!
 //! This file owns only the dispatch; each subcommand is one module (`sse/` and `worker/` are folders
 //! whose `mod.rs` holds what their leaves share). Tokens and fixtures come from `scoreboard_testkit`.
 
+mod cluster;
 mod coldstart;
 mod dynamo;
 mod sse;
@@ -33,13 +34,17 @@ async fn main() -> anyhow::Result<()> {
         sse::run().await?;
         ran = true;
     }
+    if all || which == "cluster" {
+        cluster::run().await?;
+        ran = true;
+    }
     if all || which == "dynamo" {
         dynamo::run().await?;
         ran = true;
     }
     anyhow::ensure!(
         ran,
-        "unknown benchmark {which:?}; try: update, coldstart, dynamo, worker, sse, all"
+        "unknown benchmark {which:?}; try: update, coldstart, dynamo, worker, sse, cluster, all"
     );
     Ok(())
 }

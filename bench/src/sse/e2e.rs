@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 use update::UpdateService;
 
 use super::client::{Arrival, follow};
-use super::{SECRET, spawn_sse, spawn_worker, token_for, wait_port};
+use super::{SECRET, spawn_sse, spawn_worker, start_mongo, token_for, wait_port};
 
 const USERS: usize = 10;
 const RATE_PER_USER: u64 = 100; // 10 × 100 = 1,000 updates/s
@@ -30,22 +30,7 @@ const LIMITS: [(&str, &str); 2] = [("RATE_LIMIT_PER_SEC", "150"), ("RATE_LIMIT_B
 pub async fn run() -> anyhow::Result<()> {
     let redis = RedisServer::start();
     let dir = tempfile_dir()?;
-    let mongo_port = free_port();
-    let nx = format!("{}/../.tools/venv/bin/nx-27017", env!("CARGO_MANIFEST_DIR"));
-    let _mongo = tokio::process::Command::new(&nx)
-        .args(["--host", "127.0.0.1", "-p", &mongo_port.to_string()])
-        .arg("--db")
-        .arg(dir.join("mongo.db"))
-        .arg("--pid-file")
-        .arg(dir.join("nx.pid"))
-        .arg("--log-file")
-        .arg(dir.join("nx.log"))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| anyhow::anyhow!("start {nx} (run `make setup`): {e}"))?;
-    wait_port(mongo_port, Duration::from_secs(30)).await?;
+    let (_mongo, mongo_port) = start_mongo(&dir).await?;
 
     let worker_port = free_port();
     let mut worker_env = vec![
@@ -54,7 +39,6 @@ pub async fn run() -> anyhow::Result<()> {
         ("MONGODB_URI", format!("mongodb://127.0.0.1:{mongo_port}")),
         ("MONGODB_DATABASE", "bench_sse".to_owned()),
         ("METRICS_ADDR", format!("127.0.0.1:{worker_port}")),
-        ("CLAIM_IDLE_MS", "1000".to_owned()),
     ];
     worker_env.extend(LIMITS.iter().map(|(k, v)| (*k, (*v).to_owned())));
     let _worker = spawn_worker(&worker_env)?;

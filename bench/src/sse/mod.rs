@@ -23,8 +23,10 @@ mod e2e;
 mod fanout;
 mod nchan;
 
+pub(crate) use client::{Arrival, follow};
+
 /// The HS256 secret the SSE server and the update handler verify the bench tokens with.
-const SECRET: &str = "bench-sse-secret-0123456789abcdef012345";
+pub(crate) const SECRET: &str = "bench-sse-secret-0123456789abcdef012345";
 
 /// Runs the SSE benchmarks, or serves as one of their child processes.
 pub async fn run() -> anyhow::Result<()> {
@@ -93,12 +95,12 @@ fn raise_open_files() -> anyhow::Result<bool> {
 }
 
 /// Starts this binary as the SSE server child with `env`, killed on drop.
-fn spawn_sse(env: &[(&str, String)]) -> anyhow::Result<Child> {
+pub(crate) fn spawn_sse(env: &[(&str, String)]) -> anyhow::Result<Child> {
     spawn(std::env::current_exe()?, &["sse", "--serve-sse"], env)
 }
 
 /// Builds (when stale) and starts the worker binary of this profile with `env`, killed on drop.
-fn spawn_worker(env: &[(&str, String)]) -> anyhow::Result<Child> {
+pub(crate) fn spawn_worker(env: &[(&str, String)]) -> anyhow::Result<Child> {
     let exe = std::env::current_exe()?;
     let dir = exe.parent().context("bench binary has a directory")?;
     let profile = dir
@@ -139,7 +141,7 @@ fn spawn(
 }
 
 /// Waits (bounded) until `port` on loopback accepts connections.
-async fn wait_port(port: u16, limit: Duration) -> anyhow::Result<()> {
+pub(crate) async fn wait_port(port: u16, limit: Duration) -> anyhow::Result<()> {
     let deadline = tokio::time::Instant::now() + limit;
     while tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
@@ -166,6 +168,28 @@ fn rss_kib(pid: u32) -> anyhow::Result<u64> {
 }
 
 /// An HS256 token for `sub` (also its name), valid for a day.
-fn token_for(sub: &str) -> String {
+pub(crate) fn token_for(sub: &str) -> String {
     token::hs256_with(SECRET, &token::claims(sub, sub, 86_400))
+}
+
+/// Starts the MongoDB-protocol server (nx-27017 from the project venv) with its files under `dir`,
+/// killed on drop; returns it and its port once it listens.
+pub(crate) async fn start_mongo(dir: &std::path::Path) -> anyhow::Result<(Child, u16)> {
+    let port = scoreboard_testkit::free_port();
+    let nx = format!("{}/../.tools/venv/bin/nx-27017", env!("CARGO_MANIFEST_DIR"));
+    let child = Command::new(&nx)
+        .args(["--host", "127.0.0.1", "-p", &port.to_string()])
+        .arg("--db")
+        .arg(dir.join("mongo.db"))
+        .arg("--pid-file")
+        .arg(dir.join("nx.pid"))
+        .arg("--log-file")
+        .arg(dir.join("nx.log"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| anyhow::anyhow!("start {nx} (run `make setup`): {e}"))?;
+    wait_port(port, Duration::from_secs(30)).await?;
+    Ok((child, port))
 }

@@ -422,8 +422,14 @@ impl PartitionOwner {
         (events, dead)
     }
 
-    /// With `REDIS_MIN_REPLICAS` > 0, waits until that many replicas have everything this connection
-    /// has seen, so nothing reaches the store that a failover could still lose (§5.4).
+    /// With `REDIS_MIN_REPLICAS` > 0, waits until that many replicas have every entry just read, so
+    /// nothing reaches the store that a failover could still lose (§5.4).
+    ///
+    /// `WAIT` covers what *this connection* wrote (the master's offset after its last propagated write),
+    /// not entries other clients appended that it read. So each attempt first renews the lease on the
+    /// same connection (a `PEXPIRE` that propagates, after the read), then waits: the offset waited for
+    /// is past every entry of the batch. A reconnect between the two would reset it, hence both per
+    /// attempt. On a cluster both go to the partition's shard (`WAIT` is per shard).
     async fn wait_for_replicas(&mut self, shutdown: &Shutdown) -> Result<(), OwnerError> {
         let wanted = self.config.min_replicas;
         if wanted == 0 {
@@ -431,12 +437,16 @@ impl PartitionOwner {
         }
         let timeout = self.config.wait_timeout.as_millis() as u64;
         let redis = self.redis.clone();
-        // On a cluster WAIT is per shard: it goes to the node of this partition's stream.
         let stream = self.keys.updates();
-        retrying("wait", shutdown, || {
+        let (leases, lease) = (self.leases.clone(), self.lease.clone());
+        let started = Instant::now();
+        let held = retrying("wait", shutdown, || {
             let mut redis = redis.clone();
-            let stream = stream.clone();
+            let (stream, leases, lease) = (stream.clone(), leases.clone(), lease.clone());
             async move {
+                if !leases.renew(&mut redis, &lease).await? {
+                    return Ok(false);
+                }
                 let acked: u32 = redis
                     .query_at_key(&stream, redis::cmd("WAIT").arg(wanted).arg(timeout))
                     .await?;
@@ -446,10 +456,14 @@ impl PartitionOwner {
                         "fewer replicas than REDIS_MIN_REPLICAS acknowledged the batch",
                     ))));
                 }
-                Ok(())
+                Ok(true)
             }
         })
         .await?;
+        if !held {
+            return Err(OwnerError::Fenced);
+        }
+        self.last_renewal = started;
         Ok(())
     }
 }
