@@ -1,7 +1,9 @@
-//! Test helpers: a real Redis per test, the SSE server on port 0 (public and metrics listeners), tokens
-//! (from the test kit's minter), a streaming SSE reader, and publishing a snapshot the way the worker's
-//! commit script does (`SET {sb}:top` + `PUBLISH`).
+//! Test helpers: a real Redis per test (a standalone server, or a 3-master cluster with
+//! `REDIS_CLUSTER=true`), the SSE server on port 0 (public and metrics listeners), tokens (from the test
+//! kit's minter), a streaming SSE reader, and publishing a snapshot the way the merger does
+//! (`SET {sb}:top` + `PUBLISH`, `SPUBLISH` on a cluster).
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -12,18 +14,18 @@ use scoreboard_shared::redis::keys;
 use scoreboard_shared::shutdown::{Shutdown, ShutdownTrigger};
 use scoreboard_shared::snapshot::{Entry, Snapshot};
 use scoreboard_sse::{AppState, SseConfig};
-use scoreboard_testkit::RedisServer;
+use scoreboard_testkit::{RedisCluster, RedisServer};
 
 pub const SECRET: &str = "sse-test-secret-0123456789abcdef0123";
 const WAIT: Duration = Duration::from_secs(10);
 
-/// A running SSE server with its own Redis.
-pub struct TestApp {
+/// A running SSE server with its own Redis (`R`: a standalone [`RedisServer`] or a [`RedisCluster`]).
+pub struct TestApp<R = RedisServer> {
     /// The public listener (`BIND_ADDR`).
     pub base: String,
     /// The metrics listener (`METRICS_ADDR`).
     pub metrics_base: String,
-    pub redis: RedisServer,
+    pub redis: R,
     pub http: reqwest::Client,
     /// Held while the server runs: dropping the trigger would end `run` at once.
     stop: Option<ShutdownTrigger>,
@@ -56,12 +58,70 @@ impl TestApp {
                 .await
                 .unwrap();
         }
-        let mut pairs = vec![
-            ("REDIS_URL", redis_url),
-            ("JWT_SECRET", SECRET),
-            ("BIND_ADDR", "127.0.0.1:0"),
-        ];
+        let mut pairs = vec![("REDIS_URL", redis_url)];
         pairs.extend_from_slice(extra);
+        Self::launch(redis, &pairs).await
+    }
+
+    /// Publishes a snapshot as the merger does.
+    pub async fn publish(&self, snapshot: &Snapshot) -> usize {
+        let mut conn = self.redis.connection().await;
+        let json = serde_json::to_string(snapshot).unwrap();
+        let (_, receivers): ((), usize) = redis::pipe()
+            .atomic()
+            .set(keys::TOP, &json)
+            .publish(keys::EVENTS_CHANNEL, &json)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        receivers
+    }
+}
+
+impl TestApp<RedisCluster> {
+    /// Starts a 3-master cluster (optionally with a snapshot already in `{sb}:top`) and the server with
+    /// `REDIS_CLUSTER=true` and every node as a seed, and waits until it has subscribed.
+    pub async fn spawn_on_cluster(extra: &[(&str, &str)], initial: Option<&Snapshot>) -> Self {
+        let redis = RedisCluster::start(3);
+        if let Some(snapshot) = initial {
+            let mut conn = redis.connection().await;
+            let _: () = conn
+                .set(keys::TOP, serde_json::to_string(snapshot).unwrap())
+                .await
+                .unwrap();
+        }
+        let url = redis.url();
+        let mut pairs = vec![("REDIS_URL", url.as_str()), ("REDIS_CLUSTER", "true")];
+        pairs.extend_from_slice(extra);
+        let app = Self::launch(redis, &pairs).await;
+        app.wait_health(|h| h["subscribed"] == true).await;
+        app
+    }
+
+    /// Publishes a snapshot as the merger does on a cluster: `SET {sb}:top` and `SPUBLISH {sb}:events` in
+    /// one script on the slot's master (sharded Pub/Sub reaches the subscribers of that shard only).
+    /// Returns the receivers `SPUBLISH` counted.
+    pub async fn publish(&self, snapshot: &Snapshot) -> usize {
+        let mut conn = self.redis.connection().await;
+        let json = serde_json::to_string(snapshot).unwrap();
+        redis::Script::new(
+            "redis.call('SET', KEYS[1], ARGV[1]) return redis.call('SPUBLISH', KEYS[2], ARGV[1])",
+        )
+        .key(keys::TOP)
+        .key(keys::EVENTS_CHANNEL)
+        .arg(&json)
+        .invoke_async(&mut conn)
+        .await
+        .unwrap()
+    }
+}
+
+impl<R> TestApp<R> {
+    /// Starts the server with `redis_env` (`REDIS_URL`, …) and the test secret on port 0, without waiting
+    /// for the subscription.
+    async fn launch(redis: R, redis_env: &[(&str, &str)]) -> Self {
+        let mut pairs = vec![("JWT_SECRET", SECRET), ("BIND_ADDR", "127.0.0.1:0")];
+        pairs.extend_from_slice(redis_env);
         let config = SseConfig::from_env(&Env::from_pairs(pairs)).expect("valid test config");
         let state = AppState::new(config).expect("state");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -162,20 +222,6 @@ impl TestApp {
         SseClient::from_response(resp)
     }
 
-    /// Publishes a snapshot as the worker does.
-    pub async fn publish(&self, snapshot: &Snapshot) -> usize {
-        let mut conn = self.redis.connection().await;
-        let json = serde_json::to_string(snapshot).unwrap();
-        let (_, receivers): ((), usize) = redis::pipe()
-            .atomic()
-            .set(keys::TOP, &json)
-            .publish(keys::EVENTS_CHANNEL, &json)
-            .query_async(&mut conn)
-            .await
-            .unwrap();
-        receivers
-    }
-
     /// Triggers shutdown and waits (bounded) for `run` to return.
     pub async fn shutdown(&mut self) -> Duration {
         let started = tokio::time::Instant::now();
@@ -190,11 +236,55 @@ impl TestApp {
     }
 }
 
-impl Drop for TestApp {
+impl<R> Drop for TestApp<R> {
     fn drop(&mut self) {
         if let Some(server) = self.server.take() {
             server.abort();
         }
+    }
+}
+
+/// The value of the unlabelled counter or gauge `name` in a Prometheus text exposition (0 when absent).
+pub fn counter(metrics: &str, name: &str) -> u64 {
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|value| value.trim().parse::<f64>().ok())
+        .map_or(0, |value| value as u64)
+}
+
+/// Everything the process logs (`tracing`, every level), for assertions on log lines. One per test
+/// process: it installs the global subscriber.
+#[derive(Clone, Default)]
+pub struct CapturedLogs(Arc<Mutex<Vec<u8>>>);
+
+impl CapturedLogs {
+    /// Installs the global subscriber writing here.
+    pub fn install() -> Self {
+        let logs = Self::default();
+        let writer = logs.clone();
+        tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .init();
+        logs
+    }
+
+    /// What was logged so far.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+impl std::io::Write for CapturedLogs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 

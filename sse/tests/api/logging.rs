@@ -1,32 +1,12 @@
 //! Request logs record the path, never the query: `?access_token=` must not reach the logs.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::helpers::{SseClient, TestApp, snapshot, token};
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+use crate::helpers::{CapturedLogs, SseClient, TestApp, snapshot, token};
 
 #[tokio::test]
 async fn query_tokens_never_reach_the_request_logs() {
-    let logs = Captured::default();
-    let writer = logs.clone();
-    tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .init();
+    let logs = CapturedLogs::install();
     let app = TestApp::spawn(&[], Some(&snapshot(1))).await;
     let secret_token = token("u1");
     let resp = app
@@ -48,7 +28,7 @@ async fn query_tokens_never_reach_the_request_logs() {
         .unwrap();
     assert_eq!(bad.status(), 401);
     drop(client);
-    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let text = logs.text();
     assert!(
         text.contains("/api/v1/scores/events"),
         "requests are logged:\n{text}"

@@ -1,8 +1,10 @@
-//! Integration tests of the SSE container against a real `redis-server`, read with a real HTTP client.
+//! Integration tests of the SSE container against a real `redis-server` (and a real 3-master Redis Cluster
+//! in `cluster`), read with a real HTTP client.
 
 mod auth;
 mod binary;
 mod caps;
+mod cluster;
 mod dev;
 mod helpers;
 mod lifetime;

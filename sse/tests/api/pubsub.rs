@@ -5,7 +5,7 @@ use std::time::Duration;
 use redis::AsyncCommands;
 use scoreboard_shared::redis::keys;
 
-use crate::helpers::{TestApp, snapshot, token};
+use crate::helpers::{TestApp, counter, snapshot, token};
 
 const T: Duration = Duration::from_secs(10);
 
@@ -97,14 +97,6 @@ impl Drop for Frozen {
     fn drop(&mut self) {
         signal(self.0, "-CONT");
     }
-}
-
-fn counter(metrics: &str, name: &str) -> u64 {
-    metrics
-        .lines()
-        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
-        .and_then(|value| value.trim().parse::<f64>().ok())
-        .map_or(0, |value| value as u64)
 }
 
 #[tokio::test]

@@ -1,6 +1,7 @@
 //! `GET /api/v1/scores/leaderboard`: the global snapshot `{sb}:top` with its version as `ETag`/`304`; while
 //! it is missing, the partitions' tops merged (ties across partitions by user id), unbuilt partitions
-//! computed from their sets, and the last published version.
+//! computed from their sets, and the last published version. The reads run on standalone Redis and on a
+//! 3-master cluster with the partitions on every master.
 
 use redis::AsyncCommands;
 use serde_json::json;
@@ -11,9 +12,14 @@ use scoreboard_shared::snapshot::{Entry, Snapshot};
 
 use crate::helpers::*;
 
-#[tokio::test]
-async fn returns_the_global_snapshot_with_its_version_as_etag() {
-    let h = LeaderboardHarness::start(&[("PARTITIONS", "4")]);
+on_standalone_and_cluster!(
+    returns_the_global_snapshot_with_its_version_as_etag,
+    without_a_global_snapshot_partition_tops_are_merged_with_ties_across_partitions_by_user_id,
+    a_partition_not_built_yet_is_computed_from_its_set,
+);
+
+async fn returns_the_global_snapshot_with_its_version_as_etag(target: Target) {
+    let h = LeaderboardHarness::on(target, &[("PARTITIONS", "4")]);
     let mut conn = h.conn().await;
     let snapshot = Snapshot {
         version: 5,
@@ -97,10 +103,10 @@ async fn built_partitions_with_no_users_merge_to_an_empty_board_at_the_last_vers
     assert_eq!(answer.json["updatedAt"], "2026-11-29T10:00:00Z");
 }
 
-#[tokio::test]
-async fn without_a_global_snapshot_partition_tops_are_merged_with_ties_across_partitions_by_user_id()
- {
-    let h = LeaderboardHarness::start(&[("PARTITIONS", "4"), ("LEADERBOARD_SIZE", "4")]);
+async fn without_a_global_snapshot_partition_tops_are_merged_with_ties_across_partitions_by_user_id(
+    target: Target,
+) {
+    let h = LeaderboardHarness::on(target, &[("PARTITIONS", "4"), ("LEADERBOARD_SIZE", "4")]);
     let mut conn = h.conn().await;
     let partitioner = Partitioner::new(4);
     // ann, bob, eve and ivy tie at 50, each in another partition; the cut keeps the three smallest ids.
@@ -122,6 +128,8 @@ async fn without_a_global_snapshot_partition_tops_are_merged_with_ties_across_pa
         4,
         "the tied users are spread over the four partitions"
     );
+    h.redis
+        .assert_on_every_master(partitioner, users.iter().map(|(user, _, _)| *user));
     // Only the tops are seeded: a built partition is read from its top, never from its set.
     set_partition_tops(&mut conn, partitioner, partitioner.all(), 4, &users).await;
     let _: () = conn.set(keys::VERSION, 7).await.unwrap();
@@ -165,9 +173,8 @@ async fn the_merged_board_is_as_new_as_the_newest_partition_top() {
     assert_eq!(answer.json["updatedAt"], "2026-11-29T10:00:00.500Z");
 }
 
-#[tokio::test]
-async fn a_partition_not_built_yet_is_computed_from_its_set() {
-    let h = LeaderboardHarness::start(&[("PARTITIONS", "4"), ("LEADERBOARD_SIZE", "3")]);
+async fn a_partition_not_built_yet_is_computed_from_its_set(target: Target) {
+    let h = LeaderboardHarness::on(target, &[("PARTITIONS", "4"), ("LEADERBOARD_SIZE", "3")]);
     let mut conn = h.conn().await;
     let partitioner = Partitioner::new(4);
     // zed, a, ann and c share a partition; B, bob and eve are elsewhere. Byte order puts "B" before "a".
@@ -185,6 +192,13 @@ async fn a_partition_not_built_yet_is_computed_from_its_set() {
     for (user, _, _) in &built_users {
         assert_ne!(partitioner.partition_of(user), unbuilt, "{user}");
     }
+    h.redis.assert_on_every_master(
+        partitioner,
+        unbuilt_users
+            .iter()
+            .chain(&built_users)
+            .map(|(user, _, _)| *user),
+    );
     seed_sets(&mut conn, partitioner, &unbuilt_users).await;
     seed_sets(&mut conn, partitioner, &built_users).await;
     set_partition_tops(

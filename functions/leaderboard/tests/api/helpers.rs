@@ -1,17 +1,19 @@
-//! Arrangements for the leaderboard function's handler tests: a Redis per test, the service built from env
-//! pairs, and the partitioned layout seeded directly (`{sb:p}:lb`, `{sb:p}:names`, `{sb:p}:top`) as the
+//! Arrangements for the leaderboard function's handler tests: a Redis per test (standalone, or a cluster
+//! for the reads that run on both), the service built from env pairs, and the partitioned layout seeded
+//! directly (`{sb:p}:lb`, `{sb:p}:names`, `{sb:p}:top`) as the
 //! worker leaves it; tokens and events from the test kit.
 
 use redis::AsyncCommands;
-use redis::aio::MultiplexedConnection;
 use serde_json::json;
 
 use leaderboard::{LeaderboardService, ranks_before};
 use scoreboard_shared::config::Env;
 use scoreboard_shared::partition::Partitioner;
 use scoreboard_shared::redis::keys::PartitionKeys;
-use scoreboard_testkit::RedisServer;
 pub use scoreboard_testkit::lambda_event::{Answer, answer, event};
+
+pub(crate) use crate::redis_under_test::on_standalone_and_cluster;
+pub use crate::redis_under_test::{Target, TestConn, TestRedis};
 
 pub const SECRET: &str = "test-secret-that-is-at-least-32-bytes-long";
 pub const BOARD: &str = "/api/v1/scores/leaderboard";
@@ -22,17 +24,24 @@ pub fn hs_token(sub: &str) -> String {
     scoreboard_testkit::token::hs256(SECRET, sub, &format!("Player {sub}"))
 }
 
-/// A Redis server plus the leaderboard service configured against it.
+/// A Redis (standalone or cluster) plus the leaderboard service configured against it.
 pub struct LeaderboardHarness {
-    pub redis: RedisServer,
+    pub redis: TestRedis,
     pub service: LeaderboardService,
 }
 
 impl LeaderboardHarness {
+    /// On standalone Redis.
     pub fn start(extra: &[(&str, &str)]) -> Self {
-        let redis = RedisServer::start();
-        let url = redis.url();
-        let mut pairs: Vec<(&str, &str)> = vec![("REDIS_URL", &url), ("JWT_SECRET", SECRET)];
+        Self::on(Target::Standalone, extra)
+    }
+
+    /// On the Redis `target` names.
+    pub fn on(target: Target, extra: &[(&str, &str)]) -> Self {
+        let redis = TestRedis::start(target);
+        let env = redis.env();
+        let mut pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        pairs.push(("JWT_SECRET", SECRET));
         pairs.extend_from_slice(extra);
         let service = LeaderboardService::from_env(&Env::from_pairs(pairs.iter().copied()))
             .expect("valid test config");
@@ -52,7 +61,7 @@ impl LeaderboardHarness {
         )
     }
 
-    pub async fn conn(&self) -> MultiplexedConnection {
+    pub async fn conn(&self) -> TestConn {
         self.redis.connection().await
     }
 }
@@ -76,7 +85,7 @@ pub fn ranked_rows(board: &serde_json::Value) -> Vec<(u64, String, u64)> {
 /// `users` with their totals in their partitions' sets (`{sb:p}:lb`), as the commit script leaves them;
 /// a user with a name also gets it in `{sb:p}:names`.
 pub async fn seed_sets(
-    conn: &mut MultiplexedConnection,
+    conn: &mut TestConn,
     partitioner: Partitioner,
     users: &[(&str, u64, Option<&str>)],
 ) {
@@ -92,7 +101,7 @@ pub async fn seed_sets(
 /// Partition `p`'s top JSON as the commit script writes it: its top `size` of `users` (all of p) by the
 /// ranking rule; names default to the user id.
 pub async fn set_partition_top(
-    conn: &mut MultiplexedConnection,
+    conn: &mut TestConn,
     p: u16,
     size: usize,
     updated_at: &str,
@@ -118,7 +127,7 @@ pub async fn set_partition_top(
 
 /// Every partition in `built` gets its top from the users that belong to it (possibly none).
 pub async fn set_partition_tops(
-    conn: &mut MultiplexedConnection,
+    conn: &mut TestConn,
     partitioner: Partitioner,
     built: impl IntoIterator<Item = u16>,
     size: usize,

@@ -1,5 +1,6 @@
 //! `GET /api/v1/scores/me`: the caller's global rank summed over partitions with one tie rule, their score
-//! from their own partition, and the answer for a user with no score.
+//! from their own partition, and the answer for a user with no score; on standalone Redis and on a 3-master
+//! cluster with the partitions on every master.
 
 use serde_json::json;
 
@@ -7,9 +8,13 @@ use scoreboard_shared::partition::Partitioner;
 
 use crate::helpers::*;
 
-#[tokio::test]
-async fn me_sums_ranks_over_partitions_with_ties_across_partitions_by_user_id() {
-    let h = LeaderboardHarness::start(&[("PARTITIONS", "4")]);
+on_standalone_and_cluster!(
+    me_sums_ranks_over_partitions_with_ties_across_partitions_by_user_id,
+    a_user_with_no_score_has_no_rank,
+);
+
+async fn me_sums_ranks_over_partitions_with_ties_across_partitions_by_user_id(target: Target) {
+    let h = LeaderboardHarness::on(target, &[("PARTITIONS", "4")]);
     let mut conn = h.conn().await;
     let partitioner = Partitioner::new(4);
     // In board order; yan and zed tie across partitions, and so do the 50s ("B" sorts before "a").
@@ -34,6 +39,8 @@ async fn me_sums_ranks_over_partitions_with_ties_across_partitions_by_user_id() 
         .map(|(user, _)| partitioner.partition_of(user))
         .collect();
     assert_eq!(spread.len(), 4, "every partition holds some of the board");
+    h.redis
+        .assert_on_every_master(partitioner, board.iter().map(|(user, _)| *user));
     seed_sets(&mut conn, partitioner, &users).await;
 
     for (position, (user, score)) in board.iter().enumerate() {
@@ -47,9 +54,8 @@ async fn me_sums_ranks_over_partitions_with_ties_across_partitions_by_user_id() 
     }
 }
 
-#[tokio::test]
-async fn a_user_with_no_score_has_no_rank() {
-    let h = LeaderboardHarness::start(&[("PARTITIONS", "4")]);
+async fn a_user_with_no_score_has_no_rank(target: Target) {
+    let h = LeaderboardHarness::on(target, &[("PARTITIONS", "4")]);
     let mut conn = h.conn().await;
     seed_sets(&mut conn, Partitioner::new(4), &[("ann", 50, Some("Ann"))]).await;
 

@@ -49,7 +49,7 @@ async fn reads_require_a_valid_token_and_a_known_route() {
 #[tokio::test]
 async fn redis_down_is_503_problem() {
     let mut h = LeaderboardHarness::start(&[]);
-    h.redis.stop();
+    h.redis.standalone_mut().stop();
     for path in [BOARD, ME] {
         let answer = h.get(path, Some(&hs_token("v")), &[]).await;
         assert_eq!(answer.status, 503, "{path}");

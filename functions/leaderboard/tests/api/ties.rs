@@ -1,23 +1,39 @@
 //! One tie rule across partitions: on random boards full of ties, spread over a random number of
 //! partitions, some built (their top as the commit script writes it) and some not (computed from their
 //! set), the merged board and `/me` rank exactly as a plain sort by score descending, then user id
-//! ascending in byte order.
+//! ascending in byte order. On standalone Redis and on a 3-master cluster.
 
 use std::collections::BTreeMap;
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 
-use scoreboard_shared::partition::Partitioner;
-use scoreboard_testkit::RedisServer;
-
 use crate::helpers::{seed_sets, set_partition_tops};
+use crate::redis_under_test::{Target, TestRedis};
+use scoreboard_shared::partition::Partitioner;
 
-#[test]
-fn the_tie_rule_agrees_between_the_merged_board_and_me_across_partitions() {
+mod the_tie_rule_agrees_between_the_merged_board_and_me_across_partitions {
+    use crate::redis_under_test::Target;
+
+    #[test]
+    fn standalone() {
+        super::the_tie_rule_agrees_between_the_merged_board_and_me_across_partitions(
+            Target::Standalone,
+        );
+    }
+
+    #[test]
+    fn cluster() {
+        super::the_tie_rule_agrees_between_the_merged_board_and_me_across_partitions(
+            Target::Cluster,
+        );
+    }
+}
+
+fn the_tie_rule_agrees_between_the_merged_board_and_me_across_partitions(target: Target) {
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let redis_server = RedisServer::start();
-    let conn = runtime.block_on(redis_server.connection());
+    let redis = TestRedis::start(target);
+    let conn = runtime.block_on(redis.connection());
     // Ids of 1-3 bytes from a small alphabet (upper, lower, digits sort differently by byte and by
     // locale), scores from a small range: many ties, across partitions and across the board's cut-off.
     let board = prop::collection::btree_map("[a-cA-C0-2]{1,3}", 1u64..6, 0..25);
@@ -35,7 +51,7 @@ fn the_tie_rule_agrees_between_the_merged_board_and_me_across_partitions() {
         .run(&shape, |(board, size, partitions, built)| {
             let mut conn = conn.clone();
             runtime.block_on(async {
-                let _: () = redis::cmd("FLUSHALL").query_async(&mut conn).await.unwrap();
+                redis.flush_all();
                 let partitioner = Partitioner::new(partitions);
                 let users = users(&board);
                 seed_sets(&mut conn, partitioner, &users).await;

@@ -1,5 +1,6 @@
-//! Arrangements for the update function's handler tests: a Redis per test, the service built from env
-//! pairs, tokens (HS256, and RSA bound to an issuer and audience) and events from the test kit.
+//! Arrangements for the update function's handler tests: a Redis per test (standalone, or a cluster for
+//! the contract tests that run on both), the service built from env pairs, tokens (HS256, and RSA bound to
+//! an issuer and audience) and events from the test kit.
 
 use std::collections::HashMap;
 
@@ -14,6 +15,8 @@ pub use scoreboard_testkit::token::sign;
 pub use scoreboard_testkit::{RedisServer, fixture};
 use serde_json::Value;
 use update::UpdateService;
+
+pub use crate::redis_under_test::{Inspect, Target, TestRedis};
 
 pub const SECRET: &str = "test-secret-that-is-at-least-32-bytes-long";
 /// The issuer and audience public-key configurations are bound to (see [`bound`]).
@@ -65,17 +68,22 @@ pub fn hs_token(sub: &str) -> String {
     hs_token_with(&claims(sub))
 }
 
-/// A Redis server plus the update service configured against it.
+/// A Redis (standalone or cluster) plus the update service configured against it.
 pub struct UpdateHarness {
-    pub redis: RedisServer,
+    pub redis: TestRedis,
     pub service: UpdateService,
 }
 
 impl UpdateHarness {
-    /// HS256 with [`SECRET`], defaults for everything else, `extra` overriding.
+    /// On standalone Redis: HS256 with [`SECRET`], defaults for everything else, `extra` overriding.
     pub fn start(extra: &[(&str, &str)]) -> Self {
-        let redis = RedisServer::start();
-        let service = update_service(&redis, &[("JWT_SECRET", SECRET)], extra);
+        Self::on(Target::Standalone, extra)
+    }
+
+    /// As [`UpdateHarness::start`], on the Redis `target` names.
+    pub fn on(target: Target, extra: &[(&str, &str)]) -> Self {
+        let redis = TestRedis::start(target);
+        let service = service_from(&redis.env(), &[("JWT_SECRET", SECRET)], extra);
         Self { redis, service }
     }
 
@@ -94,15 +102,22 @@ pub fn update_service(
     auth: &[(&str, &str)],
     extra: &[(&str, &str)],
 ) -> UpdateService {
-    let url = redis.url();
-    let mut pairs: Vec<(&str, &str)> = vec![("REDIS_URL", &url)];
+    service_from(&[("REDIS_URL", redis.url())], auth, extra)
+}
+
+fn service_from(
+    redis: &[(&'static str, String)],
+    auth: &[(&str, &str)],
+    extra: &[(&str, &str)],
+) -> UpdateService {
+    let mut pairs: Vec<(&str, &str)> = redis.iter().map(|(k, v)| (*k, v.as_str())).collect();
     pairs.extend_from_slice(auth);
     pairs.extend_from_slice(extra);
     UpdateService::from_env(&Env::from_pairs(pairs.iter().copied())).expect("valid test config")
 }
 
 /// Entries queued over every partition's stream (the default `PARTITIONS`).
-pub async fn queued(redis: &RedisServer) -> usize {
+pub async fn queued(redis: &impl Inspect) -> usize {
     let mut connection = redis.connection().await;
     let mut total = 0;
     for partition in Partitioner::new(PARTITIONS).all() {
@@ -117,7 +132,7 @@ pub async fn queued(redis: &RedisServer) -> usize {
 
 /// The event id (`<p>-<entry id>`) and fields of every entry in every partition's stream, in order of
 /// acceptance (entry ids come from one server clock).
-pub async fn stream_entries(redis: &RedisServer) -> Vec<(String, HashMap<String, String>)> {
+pub async fn stream_entries(redis: &impl Inspect) -> Vec<(String, HashMap<String, String>)> {
     let mut connection = redis.connection().await;
     let mut entries = Vec::new();
     for partition in Partitioner::new(PARTITIONS).all() {

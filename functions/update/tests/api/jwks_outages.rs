@@ -18,7 +18,7 @@ fn harness(jwks_url: &str, extra: &[(&str, &str)]) -> UpdateHarness {
     let redis = RedisServer::start();
     UpdateHarness {
         service: update_service(&redis, &bound("JWT_JWKS_URL", jwks_url), extra),
-        redis,
+        redis: redis.into(),
     }
 }
 

@@ -26,7 +26,7 @@ fn pem_harness(auth: &[(&str, &str)]) -> UpdateHarness {
     let redis = RedisServer::start();
     UpdateHarness {
         service: update_service(&redis, auth, &[]),
-        redis,
+        redis: redis.into(),
     }
 }
 

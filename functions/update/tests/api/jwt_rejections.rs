@@ -212,7 +212,7 @@ async fn rsa_public_key_config_refuses_hmac_tokens_signed_with_the_key_text() {
     let pem = fixture("rsa1.pub.pem");
     let h = UpdateHarness {
         service: update_service(&redis, &bound("JWT_PUBLIC_KEY", &pem), &[]),
-        redis,
+        redis: redis.into(),
     };
     // Key confusion: the public key text used as an HMAC secret.
     let confused = sign(
@@ -249,7 +249,7 @@ async fn ec_public_key_config_accepts_es256() {
             &bound("JWT_PUBLIC_KEY", &fixture("ec.pub.pem")),
             &[],
         ),
-        redis,
+        redis: redis.into(),
     };
     let key = EncodingKey::from_ec_pem(fixture("ec.key.pem").as_bytes()).unwrap();
     assert_eq!(
@@ -275,7 +275,7 @@ async fn jwks_keys_rotate_by_kid_with_bounded_refetching_and_survive_an_outage()
             &bound("JWT_JWKS_URL", &jwks.url),
             &[("JWT_JWKS_MIN_REFRESH_SECS", "1")],
         ),
-        redis,
+        redis: redis.into(),
     };
     let token = |kid: &str| rs_token(kid, Some(kid), "kim");
 
@@ -338,7 +338,7 @@ async fn jwks_unreachable_with_no_cached_keys_is_503_not_401() {
     );
     let h = UpdateHarness {
         service: update_service(&redis, &bound("JWT_JWKS_URL", &dead), &[]),
-        redis,
+        redis: redis.into(),
     };
     let token = rs_token("rsa1", Some("rsa1"), "kim");
     let answer = h.send(post_update(&token, BODY)).await;

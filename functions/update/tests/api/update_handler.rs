@@ -3,10 +3,12 @@
 use scoreboard_testkit::RedisServer;
 
 use crate::helpers::*;
+use crate::redis_under_test::on_standalone_and_cluster;
 
-#[tokio::test]
-async fn accepted_update_appends_exactly_one_entry_with_the_contract_fields() {
-    let h = UpdateHarness::start(&[]);
+on_standalone_and_cluster!(accepted_update_appends_exactly_one_entry_with_the_contract_fields);
+
+async fn accepted_update_appends_exactly_one_entry_with_the_contract_fields(target: Target) {
+    let h = UpdateHarness::on(target, &[]);
     let request = event(
         "POST",
         "/api/v1/scores/update",
@@ -280,13 +282,13 @@ async fn redis_down_is_503_problem_and_recovers_when_it_returns() {
         202
     );
 
-    h.redis.stop();
+    h.redis.standalone_mut().stop();
     let answer = h.send(post_update(&token, r#"{"scoreIncrement":1}"#)).await;
     assert_eq!(answer.status, 503, "{answer:?}");
     assert_eq!(answer.problem_type(), "/problems/unavailable");
     assert!(answer.header("retry-after").is_some());
 
-    h.redis.restart();
+    h.redis.standalone_mut().restart();
     let mut status = 0;
     for _ in 0..50 {
         status = h

@@ -1,14 +1,17 @@
 //! Limits that need Redis to be exact: the per-user rate limit, idempotency under concurrency, the backlog
-//! bound, and the one-round-trip guarantee.
+//! bound, and the one-round-trip guarantee. The contract tests run on standalone Redis and on a real
+//! 3-master cluster (`<test>::standalone`, `<test>::cluster`), with users whose partitions live on every
+//! master.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
 use futures::future::join_all;
 
-use scoreboard_shared::partition::Partitioner;
+use scoreboard_shared::partition::{EventId, Partitioner};
 
 use crate::helpers::*;
+use crate::redis_under_test::on_standalone_and_cluster;
 
 const BODY: &str = r#"{"scoreIncrement":1}"#;
 
@@ -25,35 +28,70 @@ fn with_key(token: &str, key: &str, body: &str) -> lambda_http::Request {
     )
 }
 
-#[tokio::test]
-async fn fifty_concurrent_requests_from_one_user_accept_exactly_the_burst() {
+on_standalone_and_cluster!(
+    fifty_concurrent_requests_from_each_user_accept_exactly_the_burst,
+    idempotent_replay_returns_the_first_answer_and_enqueues_nothing,
+    concurrent_requests_with_one_key_enqueue_once,
+    the_backlog_bound_is_per_partition_so_a_full_partition_refuses_only_its_users,
+    each_accepted_update_is_exactly_one_script_call_and_nothing_else,
+);
+
+/// The default partitioning the harness runs with.
+fn partitioner() -> Partitioner {
+    Partitioner::new(PARTITIONS)
+}
+
+async fn fifty_concurrent_requests_from_each_user_accept_exactly_the_burst(target: Target) {
     // 1 token/s so the refill during the burst cannot blur the count.
-    let h = UpdateHarness::start(&[("RATE_LIMIT_PER_SEC", "1"), ("RATE_LIMIT_BURST", "20")]);
-    let token = hs_token("spammer");
+    let h = &UpdateHarness::on(
+        target,
+        &[("RATE_LIMIT_PER_SEC", "1"), ("RATE_LIMIT_BURST", "20")],
+    );
+    // One spammer per master (on a cluster): each limit lives on its own user's slot.
+    let spammers = h.redis.spread_users(partitioner(), "spammer-", 1);
+    let tokens: Vec<String> = spammers.iter().map(|u| hs_token(u)).collect();
 
     let started = Instant::now();
-    let answers = join_all((0..50).map(|_| h.send(post_update(&token, BODY)))).await;
-    let elapsed = started.elapsed();
-
-    assert!(
-        elapsed.as_millis() < 1000,
-        "burst took {elapsed:?}; exactness needs < 1 s"
-    );
-    let accepted = answers.iter().filter(|a| a.status == 202).count();
-    let limited: Vec<_> = answers.iter().filter(|a| a.status == 429).collect();
-    assert_eq!(accepted, 20);
-    assert_eq!(limited.len(), 30);
-    for answer in &limited {
-        assert_eq!(answer.problem_type(), "/problems/rate-limited");
-        let retry: u64 = answer.header("retry-after").unwrap().parse().unwrap();
-        assert!((1..=2).contains(&retry), "retry-after {retry}");
-        assert_eq!(
-            answer.header("ratelimit-policy"),
-            Some(r#""burst";q=20;w=20"#)
+    let answers = join_all(
+        (0..50)
+            .flat_map(|_| {
+                tokens
+                    .iter()
+                    .enumerate()
+                    .map(|(i, t)| (i, post_update(t, BODY)))
+            })
+            .map(|(i, request)| async move { (i, h.send(request).await) }),
+    )
+    .await;
+    // Exactly the burst when the requests take under 1 s (they take 0.2–0.5 s here); a slower machine
+    // may have refilled one token per whole second.
+    let refills = usize::try_from(started.elapsed().as_secs()).unwrap();
+    for (i, spammer) in spammers.iter().enumerate() {
+        let mine: Vec<&Answer> = answers
+            .iter()
+            .filter(|(who, _)| *who == i)
+            .map(|(_, a)| a)
+            .collect();
+        let accepted = mine.iter().filter(|a| a.status == 202).count();
+        let limited: Vec<_> = mine.iter().filter(|a| a.status == 429).collect();
+        assert!(
+            (20..=20 + refills).contains(&accepted),
+            "{spammer}: {accepted} accepted"
         );
-        assert!(answer.header("ratelimit").unwrap().contains("r=0"));
+        assert_eq!(accepted + limited.len(), 50, "{spammer}");
+        for answer in &limited {
+            assert_eq!(answer.problem_type(), "/problems/rate-limited");
+            let retry: u64 = answer.header("retry-after").unwrap().parse().unwrap();
+            assert!((1..=2).contains(&retry), "retry-after {retry}");
+            assert_eq!(
+                answer.header("ratelimit-policy"),
+                Some(r#""burst";q=20;w=20"#)
+            );
+            assert!(answer.header("ratelimit").unwrap().contains("r=0"));
+        }
     }
-    assert_eq!(h.stream_len().await, 20);
+    let accepted = answers.iter().filter(|(_, a)| a.status == 202).count();
+    assert_eq!(h.stream_len().await, accepted);
 
     // Other users are unaffected.
     assert_eq!(
@@ -62,7 +100,7 @@ async fn fifty_concurrent_requests_from_one_user_accept_exactly_the_burst() {
             .status,
         202
     );
-    assert_eq!(h.stream_len().await, 21);
+    assert_eq!(h.stream_len().await, accepted + 1);
 }
 
 #[tokio::test]
@@ -86,62 +124,81 @@ async fn default_limits_allow_a_burst_of_twenty_then_refuse() {
     assert!(extra.iter().any(|a| a.status == 429));
 }
 
-#[tokio::test]
-async fn idempotent_replay_returns_the_first_answer_and_enqueues_nothing() {
-    let h = UpdateHarness::start(&[]);
-    let token = hs_token("ida");
+async fn idempotent_replay_returns_the_first_answer_and_enqueues_nothing(target: Target) {
+    let h = UpdateHarness::on(target, &[]);
+    // One user per master (on a cluster), all with the same key: keys are scoped to the user.
+    let users = h.redis.spread_users(partitioner(), "ida-", 1);
+    let mut firsts = Vec::new();
+    for user in &users {
+        let token = hs_token(user);
+        let first = h
+            .send(with_key(&token, "click-1", r#"{"scoreIncrement":7}"#))
+            .await;
+        let replay = h
+            .send(with_key(&token, "click-1", r#"{"scoreIncrement":7}"#))
+            .await;
+        let replay_spaced = h
+            .send(with_key(&token, "click-1", r#"{ "scoreIncrement" : 7 }"#))
+            .await;
 
-    let first = h
-        .send(with_key(&token, "click-1", r#"{"scoreIncrement":7}"#))
-        .await;
-    let replay = h
-        .send(with_key(&token, "click-1", r#"{"scoreIncrement":7}"#))
-        .await;
-    let replay_spaced = h
-        .send(with_key(&token, "click-1", r#"{ "scoreIncrement" : 7 }"#))
-        .await;
+        assert_eq!(first.status, 202, "{user}: {first:?}");
+        assert_eq!(first.header("idempotent-replayed"), None);
+        assert_eq!(replay.status, 202);
+        assert_eq!(replay.json["eventId"], first.json["eventId"], "{user}");
+        assert_eq!(replay.header("idempotent-replayed"), Some("true"));
+        assert_eq!(replay_spaced.json["eventId"], first.json["eventId"]);
+        let event_id: EventId = first.json["eventId"].as_str().unwrap().parse().unwrap();
+        assert_eq!(event_id.partition, partitioner().partition_of(user));
+        firsts.push(event_id);
+    }
+    assert_eq!(h.stream_len().await, users.len(), "replays enqueue nothing");
+    let distinct: HashSet<_> = firsts.iter().collect();
+    assert_eq!(
+        distinct.len(),
+        users.len(),
+        "another user's identical key is a new update"
+    );
 
-    assert_eq!(first.status, 202);
-    assert_eq!(replay.status, 202);
-    assert_eq!(replay.json["eventId"], first.json["eventId"]);
-    assert_eq!(replay.header("idempotent-replayed"), Some("true"));
-    assert_eq!(replay_spaced.json["eventId"], first.json["eventId"]);
-    assert_eq!(h.stream_len().await, 1);
-
-    let conflict = h
-        .send(with_key(&token, "click-1", r#"{"scoreIncrement":8}"#))
-        .await;
-    assert_eq!(conflict.status, 422);
-    assert_eq!(conflict.problem_type(), "/problems/idempotency-key-reused");
-    assert_eq!(h.stream_len().await, 1);
-
-    // Keys are scoped to the user: another user's identical key is a new update.
-    let other = h
-        .send(with_key(
-            &hs_token("bo"),
-            "click-1",
-            r#"{"scoreIncrement":7}"#,
-        ))
-        .await;
-    assert_eq!(other.status, 202);
-    assert_ne!(other.json["eventId"], first.json["eventId"]);
-    assert_eq!(h.stream_len().await, 2);
+    for user in &users {
+        let conflict = h
+            .send(with_key(
+                &hs_token(user),
+                "click-1",
+                r#"{"scoreIncrement":8}"#,
+            ))
+            .await;
+        assert_eq!(conflict.status, 422);
+        assert_eq!(conflict.problem_type(), "/problems/idempotency-key-reused");
+    }
+    let entries = stream_entries(&h.redis).await;
+    let mut ids: Vec<EventId> = entries.iter().map(|(id, _)| id.parse().unwrap()).collect();
+    ids.sort_by_key(|id| (id.partition, id.entry));
+    firsts.sort_by_key(|id| (id.partition, id.entry));
+    assert_eq!(ids, firsts, "exactly the first updates are queued");
 }
 
-#[tokio::test]
-async fn concurrent_requests_with_one_key_enqueue_once() {
-    let h = UpdateHarness::start(&[]);
-    let token = hs_token("racer");
+async fn concurrent_requests_with_one_key_enqueue_once(target: Target) {
+    let h = &UpdateHarness::on(target, &[]);
+    let racers = h.redis.spread_users(partitioner(), "racer-", 1);
+    let tokens: Vec<String> = racers.iter().map(|u| hs_token(u)).collect();
 
-    let answers = join_all((0..20).map(|_| h.send(with_key(&token, "double-click", BODY)))).await;
+    let answers = join_all(
+        (0..20)
+            .flat_map(|_| tokens.iter().enumerate())
+            .map(|(i, t)| async move { (i, h.send(with_key(t, "double-click", BODY)).await) }),
+    )
+    .await;
 
-    assert!(answers.iter().all(|a| a.status == 202), "{answers:?}");
-    let ids: HashSet<_> = answers
-        .iter()
-        .map(|a| a.json["eventId"].to_string())
-        .collect();
-    assert_eq!(ids.len(), 1, "one event id for all: {ids:?}");
-    assert_eq!(h.stream_len().await, 1);
+    assert!(answers.iter().all(|(_, a)| a.status == 202), "{answers:?}");
+    for (i, racer) in racers.iter().enumerate() {
+        let ids: HashSet<_> = answers
+            .iter()
+            .filter(|(who, _)| *who == i)
+            .map(|(_, a)| a.json["eventId"].to_string())
+            .collect();
+        assert_eq!(ids.len(), 1, "one event id for all of {racer}: {ids:?}");
+    }
+    assert_eq!(h.stream_len().await, racers.len());
 }
 
 #[tokio::test]
@@ -169,11 +226,18 @@ async fn a_stream_at_its_backlog_bound_answers_503_with_retry_after() {
     assert_eq!(h.stream_len().await, 3);
 }
 
-#[tokio::test]
-async fn the_backlog_bound_is_per_partition_so_a_full_partition_refuses_only_its_users() {
-    let h = UpdateHarness::start(&[("STREAM_MAX_BACKLOG", "2"), ("PARTITIONS", "4")]);
+async fn the_backlog_bound_is_per_partition_so_a_full_partition_refuses_only_its_users(
+    target: Target,
+) {
+    let h = UpdateHarness::on(target, &[("STREAM_MAX_BACKLOG", "2"), ("PARTITIONS", "4")]);
     let partitioner = Partitioner::new(4);
     let full = partitioner.partition_of("a");
+    // On a cluster the 4 partitions live on every master, the other user's on another than the full one's.
+    let by_master: HashSet<u16> = partitioner
+        .all()
+        .map(|p| h.redis.master_of_partition(p))
+        .collect();
+    assert_eq!(by_master.len(), h.redis.master_ports().len());
     let same: Vec<String> = (0..200)
         .map(|i| format!("same-{i}"))
         .filter(|u| partitioner.partition_of(u) == full)
@@ -181,7 +245,12 @@ async fn the_backlog_bound_is_per_partition_so_a_full_partition_refuses_only_its
         .collect();
     let other = (0..200)
         .map(|i| format!("other-{i}"))
-        .find(|u| partitioner.partition_of(u) != full)
+        .find(|u| {
+            let p = partitioner.partition_of(u);
+            p != full
+                && (target == Target::Standalone
+                    || h.redis.master_of_partition(p) != h.redis.master_of_partition(full))
+        })
         .unwrap();
     assert_eq!(
         h.send(post_update(&hs_token(&same[0]), BODY)).await.status,
@@ -204,55 +273,42 @@ async fn the_backlog_bound_is_per_partition_so_a_full_partition_refuses_only_its
     assert_eq!(h.stream_len().await, 3);
 }
 
-async fn command_stats(h: &UpdateHarness) -> HashMap<String, u64> {
-    let info: String = redis::cmd("INFO")
-        .arg("commandstats")
-        .query_async(&mut h.redis.connection().await)
-        .await
-        .unwrap();
-    info.lines()
-        .filter_map(|line| line.strip_prefix("cmdstat_"))
-        .filter_map(|line| {
-            let (name, rest) = line.split_once(':')?;
-            let calls = rest
-                .split(',')
-                .find_map(|kv| kv.strip_prefix("calls="))?
-                .parse()
-                .ok()?;
-            Some((name.to_owned(), calls))
-        })
-        .collect()
-}
+async fn each_accepted_update_is_exactly_one_script_call_and_nothing_else(target: Target) {
+    let h = UpdateHarness::on(target, &[]);
+    // Warm-up on every master: the connections' handshakes and the one-time script load on each.
+    for user in h.redis.spread_users(partitioner(), "warm-", 1) {
+        assert_eq!(
+            h.send(post_update(&hs_token(&user), BODY)).await.status,
+            202
+        );
+    }
+    // The topology is read before the statistics restart: only the handler's commands are counted.
+    let users = h.redis.spread_users(partitioner(), "u", 4);
+    let by_master = h.redis.users_by_master(partitioner(), &users);
+    let masters = h.redis.reset_stats();
 
-#[tokio::test]
-async fn each_accepted_update_is_exactly_one_script_call_and_nothing_else() {
-    let h = UpdateHarness::start(&[]);
-    // Warm-up: the connection handshake and the one-time script load.
-    assert_eq!(
-        h.send(post_update(&hs_token("warm"), BODY)).await.status,
-        202
-    );
-    let _: () = redis::cmd("CONFIG")
-        .arg("RESETSTAT")
-        .query_async(&mut h.redis.connection().await)
-        .await
-        .unwrap();
-
-    let n = 12;
-    for i in 0..n {
+    for (i, user) in users.iter().enumerate() {
         let answer = h
-            .send(with_key(
-                &hs_token(&format!("u{i}")),
-                &format!("k{i}"),
-                BODY,
-            ))
+            .send(with_key(&hs_token(user), &format!("k{i}"), BODY))
             .await;
         assert_eq!(answer.status, 202);
     }
 
-    let stats = command_stats(&h).await;
-    assert_eq!(stats.get("evalsha"), Some(&n), "{stats:?}");
-    assert_eq!(stats.get("xadd"), Some(&n), "{stats:?}");
+    let per_master = TestRedis::command_stats(&masters);
+    let mut total: HashMap<String, u64> = HashMap::new();
+    for (port, stats) in &per_master {
+        let mine = by_master.get(port).map_or(0, Vec::len) as u64;
+        assert!(mine > 0, "master {port} holds some of the users");
+        // Each master ran exactly the scripts of its own users: no redirection, no retry elsewhere.
+        assert_eq!(stats.get("evalsha"), Some(&mine), "{port}: {stats:?}");
+        assert_eq!(stats.get("xadd"), Some(&mine), "{port}: {stats:?}");
+        for (command, calls) in stats {
+            *total.entry(command.clone()).or_default() += calls;
+        }
+    }
+    let n = users.len() as u64;
+    assert_eq!(total.get("evalsha"), Some(&n), "{total:?}");
+    assert_eq!(total.get("xadd"), Some(&n), "{total:?}");
     // Everything else seen was run by the script itself, or is this test's own CONFIG/INFO.
     let allowed = [
         "evalsha",
@@ -264,7 +320,7 @@ async fn each_accepted_update_is_exactly_one_script_call_and_nothing_else() {
         "config|resetstat",
         "info",
     ];
-    let unexpected: Vec<_> = stats
+    let unexpected: Vec<_> = total
         .keys()
         .filter(|c| !allowed.contains(&c.as_str()))
         .collect();
@@ -273,7 +329,7 @@ async fn each_accepted_update_is_exactly_one_script_call_and_nothing_else() {
         "commands outside the script: {unexpected:?}"
     );
     assert!(
-        !stats.contains_key("eval"),
+        !total.contains_key("eval"),
         "script is sent by hash, not text"
     );
 }
