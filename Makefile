@@ -28,6 +28,8 @@ lint-ops: setup
 	promtool test rules ops/prometheus/alerts_test.yml
 	ops/check-runbooks.sh
 
+# The whole stack on loopback (scripts/dev.sh). `DEV_REDIS_CLUSTER=1 make dev`: on a local 3-master Redis Cluster
+# (REDIS_CLUSTER=true for every component) instead of one redis-server.
 dev: setup
 	@scripts/dev.sh
 

@@ -11,6 +11,12 @@ Fails (exit 1, one line per finding, each naming the resource) when:
   (a function: the secrets its `*_SECRET_ARN` variables name; a task execution role: its task definitions'
   `Secrets`; a task role: none), or a consumer is given a secret its role cannot read;
 - `JWT_SECRET`, `REDIS_URL` or `MONGODB_URI` appear in plain text in a function's or container's environment;
+- a component that reaches Redis (a function given `REDIS_URL_SECRET_ARN`, a container given `REDIS_URL`) does
+  not set `REDIS_CLUSTER`, or sets it to something other than the rest (standalone and cluster clients
+  cannot share one Redis);
+- an ElastiCache replication group the template creates lacks in-transit or at-rest encryption or an AUTH
+  token, uses a parameter group the template does not define or whose `maxmemory-policy` is not
+  `noeviction`, or a URL built from its endpoint is not `rediss://`;
 - a load balancer listener on HTTP does anything but a 301 redirect to HTTPS (or has listener rules), an
   HTTPS listener has no certificate or an old TLS policy, a listener's protocol is conditional, or an
   internet-facing load balancer has no HTTPS listener;
@@ -293,6 +299,67 @@ def check_plaintext(tpl: Template) -> list[str]:
     return errors
 
 
+AGREED_REDIS_SETTINGS = ("REDIS_CLUSTER",)
+
+
+def redis_components(tpl: Template) -> Iterable[tuple[str, dict]]:
+    """(component, its environment as name → value) of every function and container that reaches Redis."""
+    for name, props in tpl.of_type(*FUNCTION_TYPES):
+        env = tpl.function_env(props, tpl.resources[name]["Type"])
+        if "REDIS_URL_SECRET_ARN" in env or "REDIS_URL" in env:
+            yield name, env
+    for name, props in tpl.of_type("AWS::ECS::TaskDefinition"):
+        for container in branches(props.get("ContainerDefinitions")):
+            names = {item.get("Name") for item in branches(container.get("Secrets"))}
+            names |= {item.get("Name") for item in branches(container.get("Environment"))}
+            if "REDIS_URL" in names:
+                env = {item.get("Name"): item.get("Value") for item in branches(container.get("Environment"))}
+                yield f"{name}/{container.get('Name')}", env
+
+
+def check_redis_settings_agree(tpl: Template) -> list[str]:
+    errors = []
+    for var in AGREED_REDIS_SETTINGS:
+        values: dict[str, list[str]] = {}
+        for component, env in redis_components(tpl):
+            if var not in env:
+                errors.append(f"{component}: reaches Redis but does not set {var} (every component must agree)")
+                continue
+            values.setdefault(repr(env[var]), []).append(component)
+        if len(values) > 1:
+            shown = "; ".join(f"{', '.join(c)}: {v}" for v, c in sorted(values.items()))
+            errors.append(f"{var} differs between components ({shown})")
+    return errors
+
+
+def check_redis_clusters(tpl: Template) -> list[str]:
+    errors = []
+    groups = dict(tpl.of_type("AWS::ElastiCache::ReplicationGroup"))
+    for name, props in groups.items():
+        for key, what in (
+            ("TransitEncryptionEnabled", "in-transit encryption (TLS)"),
+            ("AtRestEncryptionEnabled", "at-rest encryption"),
+        ):
+            if props.get(key) is not True:
+                errors.append(f"{name}: without {what} ({key} must be true)")
+        if not props.get("AuthToken"):
+            errors.append(f"{name}: without an AUTH token")
+        param_group = target(props.get("CacheParameterGroupName"))
+        param_props = tpl.resources.get(param_group or "", {}).get("Properties")
+        if param_props is None:
+            errors.append(f"{name}: a parameter group this template does not define (noeviction unchecked)")
+        elif (param_props.get("Properties") or {}).get("maxmemory-policy") != "noeviction":
+            errors.append(f"{param_group}: maxmemory-policy must be noeviction (an evicted lease breaks fencing)")
+    for name, props in tpl.of_type("AWS::SecretsManager::Secret"):
+        for value in branches(props.get("SecretString")):
+            if isinstance(value, dict) and "Fn::Sub" in value and referenced(value) & set(groups):
+                sub = value["Fn::Sub"]
+                text = sub if isinstance(sub, str) else sub[0]
+                if not text.startswith("rediss://"):
+                    errors.append(f"{name}: a URL of the created Redis that is not rediss:// (TLS)")
+    return errors
+
+
 def metrics_ports(tpl: Template) -> dict[tuple[str, str], int]:
     """(task definition, container) → the port of its METRICS_ADDR."""
     ports = {}
@@ -419,6 +486,8 @@ CHECKS: list[Callable[[Template], list[str]]] = [
     check_statements,
     check_secret_access,
     check_plaintext,
+    check_redis_settings_agree,
+    check_redis_clusters,
     check_load_balancers,
 ]
 
@@ -479,6 +548,15 @@ def _add_task_role_policy(doc: dict) -> None:
     ]
 
 
+def _replication_group(doc: dict) -> dict:
+    return _of_type(doc, "AWS::ElastiCache::ReplicationGroup")[0]
+
+
+def _redis_url_from_created_cluster(doc: dict) -> None:
+    branch = doc["Resources"]["RedisUrlSecret"]["Properties"]["SecretString"]["Fn::If"][1]
+    branch["Fn::Sub"] = branch["Fn::Sub"].replace("rediss://", "redis://", 1)
+
+
 def _metrics_env(doc: dict) -> dict:
     return next(e for e in _sse_task(doc)[1]["Environment"] if e["Name"] == "METRICS_ADDR")
 
@@ -515,6 +593,25 @@ MUTATIONS: list[tuple[str, str, Callable[[dict], None]]] = [
          REDIS_URL={"Ref": "RedisUrl"})),
     ("plaintext REDIS_URL in a container", "plaintext REDIS_URL in Environment",
      lambda d: _sse_task(d)[1]["Environment"].append({"Name": "REDIS_URL", "Value": {"Ref": "RedisUrl"}})),
+    ("a container without REDIS_CLUSTER", "sse: reaches Redis but does not set REDIS_CLUSTER",
+     lambda d: _sse_task(d)[1]["Environment"].remove(
+         next(e for e in _sse_task(d)[1]["Environment"] if e["Name"] == "REDIS_CLUSTER"))),
+    ("a function with its own REDIS_CLUSTER", "REDIS_CLUSTER differs between components",
+     lambda d: d["Resources"]["LeaderboardFunction"]["Properties"]["Environment"]["Variables"].update(
+         REDIS_CLUSTER="true")),
+    ("the created cluster without TLS", "without in-transit encryption",
+     lambda d: _replication_group(d).update(TransitEncryptionEnabled=False)),
+    ("the created cluster unencrypted at rest", "without at-rest encryption",
+     lambda d: _replication_group(d).pop("AtRestEncryptionEnabled")),
+    ("the created cluster without AUTH", "without an AUTH token",
+     lambda d: _replication_group(d).pop("AuthToken")),
+    ("the created cluster evicting keys", "maxmemory-policy must be noeviction",
+     lambda d: _of_type(d, "AWS::ElastiCache::ParameterGroup")[0]["Properties"].update(
+         {"maxmemory-policy": "volatile-lru"})),
+    ("the created cluster on a default parameter group", "a parameter group this template does not define",
+     lambda d: _replication_group(d).update(CacheParameterGroupName="default.redis7.cluster.on")),
+    ("a plain redis:// URL to the created cluster", "not rediss://",
+     _redis_url_from_created_cluster),
     ("HTTP listener forwarding", "may only redirect",
      lambda d: _http_listener(d).update(
          DefaultActions=[{"Type": "forward", "TargetGroupArn": {"Ref": "SseTargetGroup"}}])),
@@ -605,7 +702,7 @@ def main(argv: list[str]) -> int:
         print(f"{path}: {e}")
     if errors:
         return 1
-    print(f"{path}: least privilege, secrets, HTTPS-only and private metrics checks passed")
+    print(f"{path}: least privilege, secrets, Redis settings, HTTPS-only and private metrics checks passed")
     return 0
 
 

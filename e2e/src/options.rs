@@ -1,5 +1,6 @@
-//! How a stack is started (ports, state dir, secret, extra environment) and where its binaries and the
-//! workspace are: the knobs the tests and `make dev` turn differently.
+//! How a stack is started (standalone Redis or a Redis Cluster, ports, state dir, secret, extra
+//! environment) and where its binaries and the workspace are: the knobs the tests and `make dev` turn
+//! differently.
 
 use std::path::{Path, PathBuf};
 
@@ -25,9 +26,14 @@ pub(crate) fn bin_dir() -> PathBuf {
     }
 }
 
+/// Masters of the stack's Redis Cluster (no replicas: like the standalone server, each master is
+/// durable through AOF `appendfsync always`).
+pub const CLUSTER_MASTERS: usize = 3;
+
 /// Fixed ports; `None` takes a free one.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Ports {
+    /// The standalone Redis (a cluster's nodes always take free ports).
     pub redis: Option<u16>,
     pub mongo: Option<u16>,
     pub functions: Option<u16>,
@@ -41,6 +47,9 @@ pub struct Ports {
 /// quiet functions, no rebuild on source changes.
 #[derive(Debug, Default, Clone)]
 pub struct StackOptions {
+    /// Run on a local Redis Cluster of [`CLUSTER_MASTERS`] masters instead of one standalone server: every
+    /// component gets `REDIS_CLUSTER=true` and the nodes' URLs as `REDIS_URL` seeds.
+    pub redis_cluster: bool,
     /// Extra environment for the components (e.g. a higher rate limit for load).
     pub functions_env: Vec<(String, String)>,
     pub worker_env: Vec<(String, String)>,

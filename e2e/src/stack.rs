@@ -1,26 +1,50 @@
 //! The whole stack as processes on loopback ports, started in dependency order and checked at each step:
-//! Redis and the MongoDB-protocol server, then the functions (warmed up, since the emulator compiles on
-//! first call), the worker and the SSE server. The one way the stack starts: the end-to-end tests use it
-//! on free ports and a temp dir, `make dev` (the `scoreboard-dev` binary) on fixed ports and `.dev/`.
+//! Redis (one standalone server, or a 3-master Redis Cluster from the test kit) and the MongoDB-protocol
+//! server, then the functions (warmed up, since the emulator compiles on first call), the worker and the
+//! SSE server. The one way the stack starts: the end-to-end tests use it on free ports and a temp dir,
+//! `make dev` (the `scoreboard-dev` binary) on fixed ports and `.dev/`. On a cluster every component —
+//! both functions, the worker, the SSE server — gets `REDIS_CLUSTER=true` and the nodes as seeds.
 
+use std::net::TcpStream;
 use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
-use scoreboard_testkit::free_port;
+use scoreboard_testkit::{RedisCluster, free_port};
 
-use crate::options::{StackOptions, StateDir, bin_dir, workspace_root};
+use crate::options::{CLUSTER_MASTERS, StackOptions, StateDir, bin_dir, workspace_root};
 use crate::proc::{Proc, eventually};
 
 const SECRET: &str = "e2e-secret-0123456789abcdef0123456789";
 /// The emulator compiles each function on its first call; a cold build can take minutes.
 const WARM_UP: Duration = Duration::from_secs(600);
 
+/// AOF with an fsync before every acknowledgement: the durability the contract asks of a Redis without
+/// replicas (§5.4), on the standalone server and on every cluster master alike.
+const DURABLE: [&str; 6] = [
+    "--save",
+    "",
+    "--appendonly",
+    "yes",
+    "--appendfsync",
+    "always",
+];
+
+/// The stack's Redis: one server, or a cluster (its nodes stop when it drops).
+#[derive(Debug)]
+enum Redis {
+    Standalone(Proc),
+    Cluster(RedisCluster),
+}
+
 /// A running stack. Dropping it stops every process.
 #[derive(Debug)]
 pub struct Stack {
-    /// `redis://127.0.0.1:<port>`.
+    /// `redis://127.0.0.1:<port>`; on a cluster every node's URL, comma-separated (the `REDIS_URL` seeds).
     pub redis_url: String,
+    /// Whether the stack runs on a Redis Cluster (`REDIS_CLUSTER=true` for every component).
+    pub redis_cluster: bool,
     pub secret: String,
     pub sse_base: String,
     /// `http://127.0.0.1:<port>/lambda-url`.
@@ -37,7 +61,7 @@ pub struct Stack {
     worker: Option<Proc>,
     functions: Option<Proc>,
     mongo: Option<Proc>,
-    redis: Option<Proc>,
+    redis: Option<Redis>,
     dir: StateDir,
 }
 
@@ -75,28 +99,33 @@ impl Stack {
             .unwrap_or_else(|| SECRET.to_owned());
         let ports = options.ports;
 
-        step("starting redis-server");
-        let redis_port = ports.redis.unwrap_or_else(free_port);
-        let redis_dir = dir_path.join("redis");
-        std::fs::create_dir_all(&redis_dir).expect("create the redis dir");
-        let mut redis_cmd = Command::new("redis-server");
-        redis_cmd
-            .args(["--port", &redis_port.to_string(), "--bind", "127.0.0.1"])
-            .arg("--dir")
-            .arg(&redis_dir)
-            // Durable as the contract asks of standalone Redis (§5.4): every write fsynced before it is acknowledged.
-            .args([
-                "--save",
-                "",
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "always",
-            ])
-            .args(["--daemonize", "no"]);
-        let mut redis = Proc::spawn("redis-server", redis_cmd, &dir_path.join("redis.log"));
-        redis.wait_port(redis_port, Duration::from_secs(10));
-        let redis_url = format!("redis://127.0.0.1:{redis_port}");
+        let (redis, redis_url) = if options.redis_cluster {
+            step(&format!(
+                "starting a Redis Cluster ({CLUSTER_MASTERS} masters)"
+            ));
+            let cluster = RedisCluster::start_with(CLUSTER_MASTERS, 0, &DURABLE);
+            let url = cluster.url();
+            (Redis::Cluster(cluster), url)
+        } else {
+            step("starting redis-server");
+            let redis_port = ports.redis.unwrap_or_else(free_port);
+            let redis_dir = dir_path.join("redis");
+            std::fs::create_dir_all(&redis_dir).expect("create the redis dir");
+            let mut redis_cmd = Command::new("redis-server");
+            redis_cmd
+                .args(["--port", &redis_port.to_string(), "--bind", "127.0.0.1"])
+                .arg("--dir")
+                .arg(&redis_dir)
+                .args(DURABLE)
+                .args(["--daemonize", "no"]);
+            let mut redis = Proc::spawn("redis-server", redis_cmd, &dir_path.join("redis.log"));
+            redis.wait_port(redis_port, Duration::from_secs(10));
+            (
+                Redis::Standalone(redis),
+                format!("redis://127.0.0.1:{redis_port}"),
+            )
+        };
+        let redis_cluster = options.redis_cluster.to_string();
         step("redis up; starting nx-27017");
 
         let mongo_port = ports.mongo.unwrap_or_else(free_port);
@@ -117,6 +146,7 @@ impl Stack {
         let env_file = dir_path.join("functions.env");
         let mut env_lines = vec![
             format!("REDIS_URL={redis_url}"),
+            format!("REDIS_CLUSTER={redis_cluster}"),
             format!("JWT_SECRET={secret}"),
             format!(
                 "RUST_LOG={}",
@@ -149,6 +179,7 @@ impl Stack {
         let mut worker_cmd = Command::new(bin_dir().join("scoreboard-worker"));
         worker_cmd
             .env("REDIS_URL", &redis_url)
+            .env("REDIS_CLUSTER", &redis_cluster)
             .env("STORE", "mongodb")
             .env("MONGODB_URI", &mongo_uri)
             .env("MONGODB_DATABASE", &database)
@@ -167,6 +198,7 @@ impl Stack {
             .env("BIND_ADDR", format!("127.0.0.1:{sse_port}"))
             .env("METRICS_ADDR", format!("127.0.0.1:{sse_metrics_port}"))
             .env("REDIS_URL", &redis_url)
+            .env("REDIS_CLUSTER", &redis_cluster)
             .env("JWT_SECRET", &secret)
             .env("DEV_MODE", "true")
             .env(
@@ -181,6 +213,7 @@ impl Stack {
 
         let stack = Self {
             redis_url,
+            redis_cluster: options.redis_cluster,
             secret,
             worker_base: format!("http://127.0.0.1:{worker_port}"),
             sse_base,
@@ -223,18 +256,33 @@ impl Stack {
         format!("{}/api/v1/scores/events", self.sse_base)
     }
 
+    /// The stack's Redis Cluster (to move slots or fail masters over), `None` on standalone Redis.
+    pub fn cluster(&self) -> Option<&RedisCluster> {
+        match &self.redis {
+            Some(Redis::Cluster(cluster)) => Some(cluster),
+            _ => None,
+        }
+    }
+
     /// Logs of every component, for failure messages.
     pub fn logs(&self) -> String {
         let mut out = String::new();
-        for proc in [
-            &self.redis,
-            &self.mongo,
-            &self.functions,
-            &self.worker,
-            &self.sse,
-        ]
-        .into_iter()
-        .flatten()
+        match &self.redis {
+            Some(Redis::Standalone(redis)) => {
+                out.push_str(&format!("---- {redis:?}\n{}\n", redis.log_tail()));
+            }
+            Some(Redis::Cluster(cluster)) => {
+                out.push_str(&format!(
+                    "---- redis cluster: masters {:?} (seeds {})\n",
+                    cluster.master_ports(),
+                    self.redis_url
+                ));
+            }
+            None => {}
+        }
+        for proc in [&self.mongo, &self.functions, &self.worker, &self.sse]
+            .into_iter()
+            .flatten()
         {
             out.push_str(&format!("---- {proc:?}\n{}\n", proc.log_tail()));
         }
@@ -330,8 +378,23 @@ impl Stack {
 
     /// The first component that has exited, if any, with its log's tail.
     pub fn exited(&mut self) -> Option<String> {
+        if let Some(Redis::Standalone(redis)) = &mut self.redis
+            && !redis.is_running()
+        {
+            return Some(format!("{redis:?} exited; log:\n{}", redis.log_tail()));
+        }
+        if let Some(Redis::Cluster(cluster)) = &mut self.redis
+            && let Some(node) = cluster
+                .nodes()
+                .iter()
+                .find(|node| TcpStream::connect(("127.0.0.1", node.port())).is_err())
+        {
+            return Some(format!(
+                "the Redis Cluster node on port {} stopped answering",
+                node.port()
+            ));
+        }
         [
-            &mut self.redis,
             &mut self.mongo,
             &mut self.functions,
             &mut self.worker,
@@ -345,9 +408,12 @@ impl Stack {
     }
 }
 
-/// Progress on stderr (shown for failing tests), so a slow start says where it is.
+/// Progress on stderr (shown for failing tests), with the time since the first step, so a slow start says
+/// where it is.
 fn step(what: &str) {
-    eprintln!("e2e: {what}");
+    static START: OnceLock<Instant> = OnceLock::new();
+    let since = START.get_or_init(Instant::now).elapsed();
+    eprintln!("e2e: [{:>6.1}s] {what}", since.as_secs_f64());
 }
 
 /// Builds every binary of the workspace (one cargo call; a no-op when they are fresh).

@@ -1,13 +1,15 @@
 //! End to end, every part a process: updates POSTed to the update function URL (`cargo lambda watch`) reach
 //! 50 SSE clients as the new top 10; the leaderboard function and the MongoDB store agree. And a real
-//! browser presses the demo page's button and sees the board change.
+//! browser presses the demo page's button and sees the board change. Each runs on standalone Redis and
+//! once on a 3-master Redis Cluster (`REDIS_CLUSTER=true` for every component).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use futures::TryStreamExt;
 use mongodb::bson::{Bson, Document};
-use scoreboard_e2e::{SseClient, Stack, StackOptions, workspace_root};
+use scoreboard_e2e::{CLUSTER_MASTERS, SseClient, Stack, StackOptions, workspace_root};
+use scoreboard_shared::partition::Partitioner;
 
 const T: Duration = Duration::from_secs(30);
 
@@ -30,9 +32,51 @@ fn score_of(doc: &Document) -> u64 {
     }
 }
 
+fn on_a_cluster() -> StackOptions {
+    StackOptions {
+        redis_cluster: true,
+        ..StackOptions::default()
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_sse_clients_get_the_new_top_10_and_function_and_store_agree() {
-    let stack = Stack::start(StackOptions::default()).await;
+    fifty_sse_clients_get_the_new_top_10(StackOptions::default()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_sse_clients_get_the_new_top_10_and_function_and_store_agree_on_a_redis_cluster() {
+    fifty_sse_clients_get_the_new_top_10(on_a_cluster()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_presses_the_demo_button_and_sees_the_board_change() {
+    browser_presses_the_demo_button(StackOptions::default(), "demo-page.png").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_presses_the_demo_button_and_sees_the_board_change_on_a_redis_cluster() {
+    browser_presses_the_demo_button(on_a_cluster(), "demo-page-cluster.png").await;
+}
+
+async fn fifty_sse_clients_get_the_new_top_10(options: StackOptions) {
+    let stack = Stack::start(options).await;
+    if let Some(cluster) = stack.cluster() {
+        // The players' partitions (P = 16, the default) live on every master.
+        let partitioner = Partitioner::new(16);
+        let masters: HashSet<u16> = players()
+            .iter()
+            .map(|(user, _, _)| {
+                let tag = format!("{{sb:{}}}", partitioner.partition_of(user));
+                cluster.master_of_slot(cluster.key_slot(&tag))
+            })
+            .collect();
+        assert_eq!(
+            masters.len(),
+            CLUSTER_MASTERS,
+            "the players' partitions span every master"
+        );
+    }
 
     let mut clients = Vec::new();
     for i in 0..50 {
@@ -134,9 +178,8 @@ async fn fifty_sse_clients_get_the_new_top_10_and_function_and_store_agree() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn browser_presses_the_demo_button_and_sees_the_board_change() {
-    let stack = Stack::start(StackOptions::default()).await;
+async fn browser_presses_the_demo_button(options: StackOptions, screenshot: &str) {
+    let stack = Stack::start(options).await;
     // A board with room to move: Grace starts fourth of six and climbs with +10.
     for (user, name, score) in [
         ("demo-ada", "Ada", 60),
@@ -162,7 +205,7 @@ async fn browser_presses_the_demo_button_and_sees_the_board_change() {
         }
     }
 
-    let screenshot = workspace_root().join("target/e2e/demo-page.png");
+    let screenshot = workspace_root().join("target/e2e").join(screenshot);
     let output = tokio::process::Command::new("node")
         .arg(workspace_root().join("e2e/browser.mjs"))
         .env("BASE_URL", format!("{}/", stack.sse_base))

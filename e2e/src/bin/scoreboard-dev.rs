@@ -5,10 +5,14 @@
 //! Ports: `DEV_REDIS_PORT` (6379), `DEV_MONGO_PORT` (27017), `DEV_LAMBDA_PORT` (9000), `DEV_SSE_PORT`
 //! (8080), `DEV_SSE_METRICS_PORT` (9092), `DEV_WORKER_PORT` (9091).
 //!
+//! `DEV_REDIS_CLUSTER=1` runs the stack on a local Redis Cluster of 3 masters (free loopback ports, data in
+//! a temp dir gone at exit; `DEV_REDIS_PORT` is unused) instead of the standalone server: every component
+//! gets `REDIS_CLUSTER=true` and the nodes' URLs as `REDIS_URL` seeds. The banner names the nodes.
+//!
 //! `DEV_OBSERVABILITY=1` also starts `prometheus-redis-exporter` (`DEV_REDIS_EXPORTER_PORT`, 9121) and
 //! Prometheus (`DEV_PROMETHEUS_PORT`, 9090) on loopback, scraping the worker, the SSE metrics listener and
 //! the exporter with `ops/prometheus/alerts.yml` loaded (config and data under `.dev/prometheus/`); see
-//! docs/operations.md.
+//! docs/operations.md. On a cluster the exporter scrapes every node (its `/scrape?target=` mode).
 
 use std::io::Read;
 use std::net::TcpStream;
@@ -24,6 +28,14 @@ fn port(var: &str, default: u16) -> u16 {
             .parse()
             .unwrap_or_else(|_| fail(&format!("{var}={raw:?} is not a port"))),
         _ => default,
+    }
+}
+
+fn flag(var: &str) -> bool {
+    match std::env::var(var).as_deref() {
+        Ok("1" | "true") => true,
+        Ok("" | "0" | "false") | Err(_) => false,
+        Ok(other) => fail(&format!("{var}={other:?}: use 1 or 0")),
     }
 }
 
@@ -63,8 +75,10 @@ fn jwt_secret(dev_dir: &Path) -> String {
 
 #[tokio::main]
 async fn main() {
+    let redis_cluster = flag("DEV_REDIS_CLUSTER");
     let ports = Ports {
-        redis: Some(port("DEV_REDIS_PORT", 6379)),
+        // A cluster's nodes take free ports.
+        redis: (!redis_cluster).then(|| port("DEV_REDIS_PORT", 6379)),
         mongo: Some(port("DEV_MONGO_PORT", 27017)),
         functions: Some(port("DEV_LAMBDA_PORT", 9000)),
         worker: Some(port("DEV_WORKER_PORT", 9091)),
@@ -87,7 +101,7 @@ async fn main() {
             ));
         }
     }
-    let observability = ObservabilityPorts::from_env();
+    let observability = flag("DEV_OBSERVABILITY").then(ObservabilityPorts::from_env);
     if let Some(obs) = &observability {
         obs.check_free();
     }
@@ -96,6 +110,7 @@ async fn main() {
         .unwrap_or_else(|e| fail(&format!("cannot create {}: {e}", dev_dir.display())));
     let sse_port = ports.sse.unwrap_or_default();
     let options = StackOptions {
+        redis_cluster,
         ports,
         state_dir: Some(dev_dir.clone()),
         jwt_secret: Some(jwt_secret(&dev_dir)),
@@ -147,6 +162,7 @@ fn print_banner(stack: &Stack, token: &str) {
         r#"
   ┌─ Scoreboard is running ──────────────────────────────────────────────────────
   │ Demo page        {sse}/
+  │ Redis            {redis}
   │ Update function  POST {update}
   │ Leaderboard fn   GET  {leaderboard}
   │ SSE stream       GET  {events}
@@ -168,10 +184,26 @@ fn print_banner(stack: &Stack, token: &str) {
   Ctrl-C stops everything.
 "#,
         events = stack.events_url(),
+        redis = redis_line(stack),
         worker = stack.worker_base,
         sse_metrics = stack.sse_metrics_base,
         logs = stack.dir().display(),
     );
+}
+
+/// Where Redis is, for the banner: the server, or the cluster's nodes and how to reach one with redis-cli.
+fn redis_line(stack: &Stack) -> String {
+    match stack.cluster() {
+        None => stack.redis_url.clone(),
+        Some(cluster) => {
+            let masters = cluster.master_ports();
+            format!(
+                "Redis Cluster, {} masters on ports {masters:?} (REDIS_CLUSTER=true)\n  │                  redis-cli -c -p {}",
+                masters.len(),
+                masters.first().copied().unwrap_or_default(),
+            )
+        }
+    }
 }
 
 /// `DEV_OBSERVABILITY=1`: the ports of the local Prometheus and redis_exporter.
@@ -182,14 +214,10 @@ struct ObservabilityPorts {
 }
 
 impl ObservabilityPorts {
-    fn from_env() -> Option<Self> {
-        match std::env::var("DEV_OBSERVABILITY").as_deref() {
-            Ok("1" | "true") => Some(Self {
-                prometheus: port("DEV_PROMETHEUS_PORT", 9090),
-                redis_exporter: port("DEV_REDIS_EXPORTER_PORT", 9121),
-            }),
-            Ok("" | "0" | "false") | Err(_) => None,
-            Ok(other) => fail(&format!("DEV_OBSERVABILITY={other:?}: use 1 or 0")),
+    fn from_env() -> Self {
+        Self {
+            prometheus: port("DEV_PROMETHEUS_PORT", 9090),
+            redis_exporter: port("DEV_REDIS_EXPORTER_PORT", 9121),
         }
     }
 
@@ -215,6 +243,25 @@ impl ObservabilityPorts {
     }
 }
 
+/// The body of the `redis-exporter` scrape job: the exporter's own `/metrics` (standalone Redis), or each
+/// cluster node through the exporter's `/scrape?target=`.
+fn redis_scrape(cluster: bool, nodes: &[&str], exporter: u16) -> String {
+    if !cluster {
+        return format!("    static_configs: [{{ targets: ['127.0.0.1:{exporter}'] }}]\n");
+    }
+    let targets: Vec<String> = nodes.iter().map(|node| format!("'{node}'")).collect();
+    format!(
+        "    metrics_path: /scrape
+    static_configs: [{{ targets: [{targets}] }}]
+    relabel_configs:
+      - {{ source_labels: [__address__], target_label: __param_target }}
+      - {{ source_labels: [__param_target], target_label: instance }}
+      - {{ target_label: __address__, replacement: '127.0.0.1:{exporter}' }}
+",
+        targets = targets.join(", ")
+    )
+}
+
 const PROMETHEUS: &str = "/usr/bin/prometheus";
 const REDIS_EXPORTER: &str = "/usr/bin/prometheus-redis-exporter";
 
@@ -234,9 +281,12 @@ impl Observability {
             .unwrap_or_else(|e| fail(&format!("cannot create {}: {e}", dir.display())));
         eprintln!("dev: starting prometheus-redis-exporter and Prometheus (DEV_OBSERVABILITY=1)");
 
+        // On a cluster: `/metrics` shows the first node, and Prometheus scrapes each node through
+        // `/scrape?target=<node>` (the exporter's multi-target mode).
+        let nodes: Vec<&str> = stack.redis_url.split(',').collect();
         let mut exporter_cmd = Command::new(REDIS_EXPORTER);
         exporter_cmd
-            .arg(format!("--redis.addr={}", stack.redis_url))
+            .arg(format!("--redis.addr={}", nodes[0]))
             .arg(format!(
                 "--web.listen-address=127.0.0.1:{}",
                 ports.redis_exporter
@@ -263,12 +313,11 @@ scrape_configs:
   - job_name: scoreboard-sse
     static_configs: [{{ targets: ['{sse}'] }}]
   - job_name: redis-exporter
-    static_configs: [{{ targets: ['127.0.0.1:{exporter}'] }}]
-",
+{redis_job}",
             rules = rules.display(),
             worker = host(&stack.worker_base),
             sse = host(&stack.sse_metrics_base),
-            exporter = ports.redis_exporter,
+            redis_job = redis_scrape(stack.redis_cluster, &nodes, ports.redis_exporter),
         );
         let config_path = dir.join("prometheus.yml");
         std::fs::write(&config_path, config)
