@@ -281,10 +281,19 @@ impl RedisCluster {
             .arg("FAILOVER")
             .query::<()>(&mut node_connection(replica))
             .expect("CLUSTER FAILOVER");
+        // Every node's view, not one node's: the promoted replica knows first, the others learn by gossip.
         assert!(
             wait_until(READY_WITHIN, || {
-                let ports = self.master_ports();
-                ports.contains(&replica) && !ports.contains(&master_port)
+                self.nodes.iter().all(|node| {
+                    let Some(mut connection) = node_connection_checked(node.port()) else {
+                        return false;
+                    };
+                    let ports: Vec<u16> = slot_ranges_from(&mut connection)
+                        .iter()
+                        .map(|r| r.2)
+                        .collect();
+                    ports.contains(&replica) && !ports.contains(&master_port)
+                })
             }),
             "the replica on {replica} did not take over from {master_port}"
         );

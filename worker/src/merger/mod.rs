@@ -20,6 +20,7 @@ use serde::Deserialize;
 use crate::error::WorkerError;
 use crate::lease::{Lease, LeaseScripts};
 use crate::metrics;
+use crate::partition::fan_out;
 use crate::partition::scripts::now_rfc3339;
 
 /// What a partition top holds that the merger reads.
@@ -114,13 +115,14 @@ impl Merger {
         let Some(lease) = self.lease.clone() else {
             return Ok(MergeOutcome::Fenced);
         };
-        // One GET per key: on a cluster the tops live in different slots.
-        let mut tops = Vec::with_capacity(usize::from(self.config.partitions));
-        for partition in 0..self.config.partitions {
-            let top: Option<String> = redis::cmd("GET")
-                .arg(PartitionKeys::new(partition).top())
-                .query_async(&mut self.redis)
-                .await?;
+        // One GET per partition, side by side: on a cluster the tops live in different slots.
+        let raw: Vec<Option<String>> =
+            fan_out::query_each(&self.redis, 0..self.config.partitions, |keys| {
+                fan_out::get(keys.top())
+            })
+            .await?;
+        let mut tops = Vec::with_capacity(raw.len());
+        for (partition, top) in raw.into_iter().enumerate() {
             let Some(top) = top else {
                 metrics::merge("unbuilt");
                 return Ok(MergeOutcome::Unbuilt);

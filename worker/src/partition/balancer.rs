@@ -3,8 +3,10 @@
 //! a fair share of ⌈P / N⌉: it takes free partitions while below its share, takes a partition left free
 //! for a whole scan whatever its share (a dead worker's partitions resume within one lease TTL plus a
 //! scan), and above its share hands one partition back per scan so a new worker gets its share within a
-//! few scans. Each owned partition runs in its own task on its own Redis connection, so a slow
-//! partition never blocks the others.
+//! few scans. Each owned partition runs in its own task on its own Redis connection (its own cluster
+//! connection on a cluster), so a slow partition, or an owner blocked in `XREAD BLOCK`, never delays
+//! the others. Reads across partitions go one command per partition, never one pipeline: on a cluster
+//! the partitions live in different slots.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -17,6 +19,7 @@ use scoreboard_shared::redis::keys::{self, PartitionKeys};
 use scoreboard_shared::shutdown::{Shutdown, ShutdownTrigger};
 use tokio::task::JoinHandle;
 
+use super::fan_out;
 use super::owner::{OwnerConfig, OwnerError, PartitionOwner};
 use super::scripts::PartitionScripts;
 use crate::config::WorkerConfig;
@@ -115,11 +118,9 @@ impl Balancer {
         self.reap().await?;
         let live = self.heartbeat().await?;
         let count = self.config.partitions.count;
-        let mut pipe = redis::pipe();
-        for partition in 0..count {
-            pipe.get(PartitionKeys::new(partition).lease());
-        }
-        let holders: Vec<Option<String>> = pipe.query_async(&mut self.redis).await?;
+        // One GET per partition: on a cluster the leases live in different slots.
+        let holders: Vec<Option<String>> =
+            fan_out::query_each(&self.redis, 0..count, |keys| fan_out::get(keys.lease())).await?;
         let share = usize::from(count).div_ceil(live.max(1));
         let mut free_now = HashSet::new();
         for (partition, holder) in (0..count).zip(holders) {
@@ -168,11 +169,13 @@ impl Balancer {
         if self.owned.is_empty() {
             return Ok(());
         }
-        let mut pipe = redis::pipe();
-        for &partition in self.owned.keys() {
-            pipe.xlen(PartitionKeys::new(partition).updates());
-        }
-        let lengths: Vec<u64> = pipe.query_async(&mut self.redis).await?;
+        let lengths: Vec<u64> =
+            fan_out::query_each(&self.redis, self.owned.keys().copied(), |keys| {
+                let mut xlen = redis::cmd("XLEN");
+                xlen.arg(keys.updates());
+                xlen
+            })
+            .await?;
         for (&partition, length) in self.owned.keys().zip(lengths) {
             metrics::partition_backlog(partition, length);
         }

@@ -8,9 +8,12 @@
 //! - [`scripts`]: the fenced Lua scripts (commit, prepare, swap) and their typed outcomes.
 //! - [`rebuild`]: refilling a partition's cache from the store behind a fenced `RENAME`.
 //! - [`balancer`]: which partitions this worker owns (leases shared evenly among live workers).
+//! - [`fan_out`]: one command per partition side by side (a pipeline across partitions is `CROSSSLOT`
+//!   on a cluster).
 
 pub mod apply;
 pub mod balancer;
+pub mod fan_out;
 pub mod owner;
 pub mod rebuild;
 pub mod scripts;

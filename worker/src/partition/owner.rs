@@ -425,10 +425,11 @@ impl PartitionOwner {
     /// With `REDIS_MIN_REPLICAS` > 0, waits until that many replicas have every entry just read, so
     /// nothing reaches the store that a failover could still lose (§5.4).
     ///
-    /// `WAIT` covers what *this connection* wrote (the master's offset after its last propagated write),
-    /// not entries other clients appended that it read. So each attempt first renews the lease on the
-    /// same connection (a `PEXPIRE` that propagates, after the read), then waits: the offset waited for
-    /// is past every entry of the batch. A reconnect between the two would reset it, hence both per
+    /// `WAIT` waits for the offset the server remembers for this connection, and Redis versions differ
+    /// on when they update it (after every command, or only after the connection's own propagated
+    /// writes, which would leave out entries other clients appended). So each attempt first renews the
+    /// lease on the same connection (a `PEXPIRE` that propagates, after the read), then waits: on every
+    /// version the offset waited for is past every entry of the batch. A reconnect between the two would reset it, hence both per
     /// attempt. On a cluster both go to the partition's shard (`WAIT` is per shard).
     async fn wait_for_replicas(&mut self, shutdown: &Shutdown) -> Result<(), OwnerError> {
         let wanted = self.config.min_replicas;

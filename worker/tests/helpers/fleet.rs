@@ -7,6 +7,7 @@ use scoreboard_shared::redis::RedisConn;
 use scoreboard_shared::redis::keys::{self, PartitionKeys};
 use scoreboard_testkit::RedisServer;
 use scoreboard_worker::lease::holder;
+use scoreboard_worker::partition::fan_out::{get, query_each};
 
 use super::StoreUnderTest;
 
@@ -52,15 +53,20 @@ pub fn worker_env(
 
 /// The worker id holding each partition's lease (`None`: free).
 pub async fn lease_holders(redis: &mut RedisConn, partitions: u16) -> Vec<Option<String>> {
-    let mut pipe = redis::pipe();
-    for partition in 0..partitions {
-        pipe.get(PartitionKeys::new(partition).lease());
-    }
-    let values: Vec<Option<String>> = pipe.query_async(redis).await.expect("read leases");
-    values
+    lease_values(redis, partitions)
+        .await
         .into_iter()
         .map(|v| v.map(|v| holder(&v).to_owned()))
         .collect()
+}
+
+/// Each partition's whole lease value (`<worker>|<token>|<epoch>`; `None`: free): equal values mean
+/// the same acquisition, still held.
+pub async fn lease_values(redis: &mut RedisConn, partitions: u16) -> Vec<Option<String>> {
+    // One GET per partition (a pipeline across partitions is CROSSSLOT on a cluster).
+    query_each(redis, 0..partitions, |keys| get(keys.lease()))
+        .await
+        .expect("read leases")
 }
 
 /// How many partitions `worker_id` holds.

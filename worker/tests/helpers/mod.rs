@@ -1,11 +1,13 @@
-//! Shared arrangements: the store under test, a Redis per test, partition owners built step by step
+//! Shared arrangements: the store under test, a Redis per test (standalone or a cluster), partition owners built step by step
 //! (in process) or whole workers (the real binary as a child process), raw stream producers and the
 //! real update handler as producer, and readers of the store, the partition sets and the global top.
 
 #![allow(dead_code)]
 
 mod fleet;
+mod load;
 mod producer;
+mod redis_under_test;
 mod store_under_test;
 mod subcommand;
 mod worker_process;
@@ -28,21 +30,36 @@ use scoreboard_worker::partition::owner::{OwnerConfig, PartitionOwner, StepOutco
 use scoreboard_worker::partition::scripts::PartitionScripts;
 use scoreboard_worker::store::{UserTotal, WatermarkStore};
 
-pub use fleet::{cursor, durable_redis, fill, held_by, lease_holders, merger_holder, worker_env};
+pub use fleet::{
+    cursor, durable_redis, fill, held_by, lease_holders, lease_values, merger_holder, worker_env,
+};
+pub use load::{Producers, assert_exact_and_in_order, seeded, zipf_workload};
 pub use producer::{Accepted, UpdateProducer, xadd_event, xadd_raw};
+pub use redis_under_test::{RedisUnderTest, assert_partitions_on_every_master, partition_masters};
 pub use store_under_test::StoreUnderTest;
 pub use subcommand::{SubcommandRun, run_subcommand};
 pub use worker_process::{WorkerProcess, env_pairs};
 
 /// A self-reconnecting Redis connection with timeouts that tolerate blocking reads.
 pub fn redis_manager(url: &str) -> RedisConn {
-    scoreboard_shared::redis::connect_lazy(&redis_config(url)).unwrap()
+    redis_manager_for(url, false)
+}
+
+/// As [`redis_manager`], to standalone Redis or (with `cluster`) to the cluster whose seeds `url` lists.
+pub fn redis_manager_for(url: &str, cluster: bool) -> RedisConn {
+    scoreboard_shared::redis::connect_lazy(&redis_config_for(url, cluster)).unwrap()
 }
 
 /// The Redis settings tests connect with: standalone `url`, generous response timeout.
 pub fn redis_config(url: &str) -> RedisConfig {
+    redis_config_for(url, false)
+}
+
+/// As [`redis_config`], with `REDIS_CLUSTER` set to `cluster`.
+pub fn redis_config_for(url: &str, cluster: bool) -> RedisConfig {
     let env = Env::from_pairs([
         ("REDIS_URL", url),
+        ("REDIS_CLUSTER", if cluster { "true" } else { "false" }),
         ("REDIS_RESPONSE_TIMEOUT_MS", "10000"),
         ("REDIS_CONNECT_TIMEOUT_MS", "2000"),
     ]);
