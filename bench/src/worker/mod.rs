@@ -246,21 +246,19 @@ impl SplitRow {
 /// MongoDB data commands a client sent (not handshakes or index creation).
 #[derive(Debug, Default)]
 struct WireCounts {
-    /// Batch commands: `find` by `_id: {$in}` (a batch read), `getMore`, `update`.
+    /// Batch commands: `find` by `_id: {$in}` (a batch read), `update`, and a `getMore` on a batch
+    /// read's cursor.
     batch: AtomicU64,
-    /// Other data commands: an owner's start-up `hw` read, a rebuild's partition scan.
+    /// Other data commands: an owner's start-up `hw` read, a rebuild's partition scan and its `getMore`s.
     other: AtomicU64,
+    /// Open cursors of batch reads (by cursor id), so that their `getMore`s count as batch commands.
+    batch_cursors: std::sync::Mutex<std::collections::HashSet<i64>>,
+    /// Request ids of batch reads in flight, to find their cursor ids in the replies.
+    batch_requests: std::sync::Mutex<std::collections::HashSet<i32>>,
 }
 
-/// Counts the MongoDB commands a client sends, by the driver's command monitor.
-fn monitored_options(options: &ClientOptions) -> (ClientOptions, Arc<WireCounts>) {
-    let counts = Arc::new(WireCounts::default());
-    let seen = counts.clone();
-    let mut options = options.clone();
-    options.command_event_handler = Some(EventHandler::callback(move |event| {
-        let CommandEvent::Started(started) = event else {
-            return;
-        };
+impl WireCounts {
+    fn started(&self, started: &mongodb::event::command::CommandStartedEvent) {
         let by_ids = || {
             started
                 .command
@@ -269,12 +267,54 @@ fn monitored_options(options: &ClientOptions) -> (ClientOptions, Arc<WireCounts>
                 .is_ok_and(|id| id.contains_key("$in"))
         };
         let counter = match started.command_name.as_str() {
-            "update" | "getMore" => &seen.batch,
-            "find" if by_ids() => &seen.batch,
-            "find" | "insert" | "delete" | "findAndModify" | "aggregate" => &seen.other,
+            "update" => &self.batch,
+            "find" if by_ids() => {
+                lock(&self.batch_requests).insert(started.request_id);
+                &self.batch
+            }
+            "getMore" => match started.command.get_i64("getMore") {
+                Ok(cursor) if lock(&self.batch_cursors).contains(&cursor) => &self.batch,
+                _ => &self.other,
+            },
+            "find" | "insert" | "delete" | "findAndModify" | "aggregate" => &self.other,
             _ => return,
         };
         counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn succeeded(&self, succeeded: &mongodb::event::command::CommandSucceededEvent) {
+        if !lock(&self.batch_requests).remove(&succeeded.request_id) {
+            return;
+        }
+        let cursor = succeeded
+            .reply
+            .get_document("cursor")
+            .and_then(|c| c.get_i64("id"))
+            .unwrap_or(0);
+        if cursor != 0 {
+            lock(&self.batch_cursors).insert(cursor);
+        }
+    }
+}
+
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Counts the MongoDB commands a client sends, by the driver's command monitor.
+fn monitored_options(options: &ClientOptions) -> (ClientOptions, Arc<WireCounts>) {
+    let counts = Arc::new(WireCounts::default());
+    let seen = counts.clone();
+    let mut options = options.clone();
+    options.command_event_handler = Some(EventHandler::callback(move |event| match event {
+        CommandEvent::Started(started) => seen.started(&started),
+        CommandEvent::Succeeded(succeeded) => seen.succeeded(&succeeded),
+        CommandEvent::Failed(failed) => {
+            lock(&seen.batch_requests).remove(&failed.request_id);
+        }
+        _ => {}
     }));
     (options, counts)
 }
@@ -307,8 +347,8 @@ pub async fn run() -> anyhow::Result<()> {
          W = worker processes, run in this process as tokio tasks (one Balancer + one Merger each, own \
          WORKER_ID), on the shared 2-core machine.\n\
          rt/batch = store port calls (read + write) per batch; wire/batch = MongoDB batch commands \
-         (find by _id $in, getMore, update) per batch (naive: per event), from the driver's command monitor;\n\
-         other MongoDB commands (owners' start-up hw reads, rebuild scans) are the split table's start-up column.\n\
+         (find by _id $in and its getMores, update) per batch (naive: per event), from the driver's command monitor;\n\
+         other MongoDB commands (owners' start-up hw reads, rebuild scans and their getMores) are the split table's start-up column.\n\
          lag = commit - max(entry ts, drain start): the wait behind the pre-filled backlog, seen by polling \
          the cursors every 5 ms.\n",
         settings.events, settings.mongo_events

@@ -27,8 +27,6 @@ use self::errors::store_error;
 
 /// MongoDB's duplicate key error code.
 const DUPLICATE_KEY: i32 = 11000;
-/// Name of the index on `score` (descending), for reading the top of the board from the store.
-const SCORE_INDEX: &str = "score_desc";
 /// Name of the index on `p` (a partition's users, for rebuilds).
 const PARTITION_INDEX: &str = "partition";
 
@@ -79,18 +77,20 @@ impl MongoStore {
         Ok(store)
     }
 
+    /// The one secondary index, on `p`, for rebuild scans. Nothing reads the store by score (the top
+    /// comes from Redis), so there is no score index to maintain on every write; v1 created one
+    /// (`score_desc`), which `db.<collection>.dropIndex("score_desc")` removes.
     async fn ensure_indexes(&self) -> Result<(), StoreError> {
-        let index = |keys, name: &str| {
-            IndexModel::builder()
-                .keys(keys)
-                .options(IndexOptions::builder().name(name.to_owned()).build())
-                .build()
-        };
+        let by_partition = IndexModel::builder()
+            .keys(doc! {"p": 1})
+            .options(
+                IndexOptions::builder()
+                    .name(PARTITION_INDEX.to_owned())
+                    .build(),
+            )
+            .build();
         self.collection
-            .create_indexes([
-                index(doc! {"score": -1}, SCORE_INDEX),
-                index(doc! {"p": 1}, PARTITION_INDEX),
-            ])
+            .create_index(by_partition)
             .await
             .map_err(store_error)?;
         Ok(())

@@ -101,7 +101,7 @@ async fn scores_stored_as_int32_int64_or_double_are_read_leniently() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn connect_creates_the_score_index_idempotently() {
+async fn connect_creates_the_partition_index_idempotently_and_no_score_index() {
     let server = MongoServer::start();
     MongoStore::connect(&config(&server)).await.unwrap();
     let store = MongoStore::connect(&config(&server)).await.unwrap();
@@ -115,11 +115,14 @@ async fn connect_creates_the_score_index_idempotently() {
         .try_collect()
         .await
         .unwrap();
-    let on_score = indexes
-        .iter()
-        .filter(|i| i.keys.contains_key("score"))
-        .count();
-    assert_eq!(on_score, 1, "one index on score: {indexes:?}");
+    let on = |field: &str| {
+        indexes
+            .iter()
+            .filter(|i| i.keys.contains_key(field))
+            .count()
+    };
+    assert_eq!(on("p"), 1, "one index on p: {indexes:?}");
+    assert_eq!(on("score"), 0, "nothing reads by score: {indexes:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
