@@ -63,6 +63,11 @@ pub struct StackOptions {
     pub functions_log: Option<String>,
     /// Let `cargo lambda watch` rebuild the functions when their sources change (dev).
     pub watch_changes: bool,
+    /// Concurrent instances per function in the emulator (`cargo lambda watch --concurrency`; its
+    /// default, 1, serialises every call, unlike Lambda).
+    pub functions_concurrency: Option<u16>,
+    /// The cargo profile the emulator builds the functions with (default: the dev profile).
+    pub functions_profile: Option<String>,
 }
 
 /// Where the stack keeps its files: a caller's directory, or a temp dir removed on drop.

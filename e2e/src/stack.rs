@@ -170,6 +170,12 @@ impl Stack {
         if !options.watch_changes {
             watch.arg("--ignore-changes");
         }
+        if let Some(concurrency) = options.functions_concurrency {
+            watch.args(["--concurrency", &concurrency.to_string()]);
+        }
+        if let Some(profile) = &options.functions_profile {
+            watch.args(["--profile", profile]);
+        }
         let mut functions = Proc::spawn("cargo lambda watch", watch, &dir_path.join("lambda.log"));
         functions.wait_port(lambda_port, Duration::from_secs(60));
         let functions_base = format!("http://127.0.0.1:{lambda_port}/lambda-url");

@@ -1,16 +1,21 @@
-//! End-to-end latency at a steady 1,000 updates/s: the real update handler (in process; the Lambda's code
-//! without the emulator's HTTP hop) answers `202`, the worker (child process) commits and publishes, the
-//! SSE server (child process) pushes, and raw SSE clients here see the new score.
+//! End-to-end latency at a steady 1,000 updates/s, measured twice in one run: (a) the real update handler
+//! in process (the Lambda's code without the emulator's HTTP hop) with the worker and the SSE server as
+//! child processes, and (b) the whole stack of the end-to-end tests (`scoreboard_e2e::Stack`): the update
+//! function under the Lambda emulator (`cargo lambda watch`), called over HTTP, the worker and the SSE
+//! server binaries of this profile. In both, the update's `202` is timed at the sender and raw SSE clients
+//! here see the new score.
 //!
 //! Ten users, so every update changes the top 10 and is published. Each user's updates are sequential, so
 //! the n-th accepted update of a user is delivered by the first snapshot showing that user at score ≥ n.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
 use hdrhistogram::Histogram;
 use lambda_http::Body;
+use scoreboard_e2e::{Stack, StackOptions};
 use scoreboard_shared::config::Env;
 use scoreboard_shared::snapshot::Snapshot;
 use scoreboard_testkit::{RedisServer, free_port};
@@ -26,8 +31,64 @@ const RUN: Duration = Duration::from_secs(12);
 const WARM_UP: Duration = Duration::from_secs(2);
 const CLIENTS: u32 = 20;
 const LIMITS: [(&str, &str); 2] = [("RATE_LIMIT_PER_SEC", "150"), ("RATE_LIMIT_BURST", "50")];
+/// The last updates' time to reach the clients once sending stops.
+const SETTLE: Duration = Duration::from_secs(2);
+/// The profile this binary (and so the emulated function) is built with.
+const PROFILE: &str = if cfg!(debug_assertions) {
+    "dev"
+} else {
+    "bench-release"
+};
+/// Bound on one update request.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub async fn run() -> anyhow::Result<()> {
+    println!("-- (a) the update handler in process; worker and SSE server as child processes");
+    in_process().await?;
+    println!(
+        "-- (b) the update function under the Lambda emulator (cargo lambda watch, HTTP), worker and SSE \
+         server binaries: the end-to-end tests' stack"
+    );
+    emulated().await
+}
+
+/// How an update is sent: straight into the handler, or over HTTP to the emulator.
+enum Updater {
+    InProcess(Box<UpdateService>),
+    Emulator { http: reqwest::Client, url: String },
+}
+
+impl Updater {
+    /// Sends one `+1` for the bearer of `token`; whether it was accepted (`202`).
+    async fn send(&self, token: &str) -> anyhow::Result<bool> {
+        const BODY: &str = r#"{"scoreIncrement":1}"#;
+        let bearer = format!("Bearer {token}");
+        match self {
+            Self::InProcess(service) => {
+                let request = http::Request::builder()
+                    .method("POST")
+                    .uri("https://bench.lambda-url.local/api/v1/scores/update")
+                    .header("authorization", bearer)
+                    .header("content-type", "application/json")
+                    .body(Body::from(BODY))?;
+                Ok(service.handle(request).await.status() == 202)
+            }
+            Self::Emulator { http, url } => {
+                let response = http
+                    .post(url.as_str())
+                    .header("authorization", bearer)
+                    .header("content-type", "application/json")
+                    .body(BODY)
+                    .timeout(REQUEST_TIMEOUT)
+                    .send()
+                    .await?;
+                Ok(response.status() == 202)
+            }
+        }
+    }
+}
+
+async fn in_process() -> anyhow::Result<()> {
     let redis = RedisServer::start();
     let dir = tempfile_dir()?;
     let (_mongo, mongo_port) = start_mongo(&dir).await?;
@@ -57,19 +118,53 @@ pub async fn run() -> anyhow::Result<()> {
         ("JWT_SECRET", SECRET.to_owned()),
     ];
     env.extend(LIMITS.iter().map(|(k, v)| (*k, (*v).to_owned())));
-    let service = Arc::new(UpdateService::from_env(&Env::from_pairs(env))?);
+    let service = UpdateService::from_env(&Env::from_pairs(env))?;
+    measure(sse_port, Arc::new(Updater::InProcess(Box::new(service)))).await
+}
 
+async fn emulated() -> anyhow::Result<()> {
+    let limits: Vec<(String, String)> = LIMITS
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    let stack = Stack::start(StackOptions {
+        jwt_secret: Some(SECRET.to_owned()),
+        functions_env: limits.clone(),
+        worker_env: limits,
+        // One instance per sender, as Lambda would run them, built like this binary.
+        functions_concurrency: Some(USERS as u16),
+        functions_profile: Some(PROFILE.to_owned()),
+        ..StackOptions::default()
+    })
+    .await;
+    let sse_port: u16 = stack
+        .sse_base
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .context("the stack's SSE port")?;
+    let updater = Updater::Emulator {
+        http: reqwest::Client::new(),
+        url: stack.update_url(),
+    };
+    measure(sse_port, Arc::new(updater)).await
+}
+
+/// Follows the SSE server at `sse_port` with [`CLIENTS`] raw clients, sends [`USERS`] × [`RATE_PER_USER`]
+/// updates/s for [`RUN`] through `updater`, and prints the 202 → event latency.
+async fn measure(sse_port: u16, updater: Arc<Updater>) -> anyhow::Result<()> {
     let (tx, mut rx) = mpsc::unbounded_channel::<Arrival>();
+    let mut clients = Vec::new();
     for client in 0..CLIENTS {
         let tx = tx.clone();
         let token = token_for(&format!("viewer-{client}"));
-        tokio::spawn(async move {
+        clients.push(tokio::spawn(async move {
             let _ = follow(sse_port, token, client, true, tx, None).await;
-        });
+        }));
     }
     drop(tx);
     // Every client got its first snapshot: the pipeline is live.
-    let mut ready = std::collections::HashSet::new();
+    let mut ready = HashSet::new();
     while ready.len() < CLIENTS as usize {
         let a = tokio::time::timeout(Duration::from_secs(30), rx.recv())
             .await?
@@ -77,10 +172,10 @@ pub async fn run() -> anyhow::Result<()> {
         ready.insert(a.client);
     }
 
-    // Arrivals: per user, (score, first time any... each client saw it) — one series per client.
+    // Per (client, user): the scores that client saw and when.
     let collector = tokio::spawn(async move {
         let mut seen: HashMap<(u32, String), Vec<(u64, Instant)>> = HashMap::new();
-        let mut versions = std::collections::HashSet::new();
+        let mut versions = HashSet::new();
         while let Some(a) = rx.recv().await {
             versions.insert(a.version);
             let Some(data) = a.data else { continue };
@@ -99,9 +194,9 @@ pub async fn run() -> anyhow::Result<()> {
     let started = Instant::now();
     let mut senders = Vec::new();
     for user in 0..USERS {
-        let service = service.clone();
+        let updater = updater.clone();
         senders.push(tokio::spawn(async move {
-            send_steadily(&service, &format!("user-{user:02}"), started).await
+            send_steadily(&updater, &format!("user-{user:02}"), started).await
         }));
     }
     let mut accepted: HashMap<String, Vec<Instant>> = HashMap::new();
@@ -112,11 +207,12 @@ pub async fn run() -> anyhow::Result<()> {
         accepted.insert(format!("user-{user:02}"), times);
     }
     let sent_for = started.elapsed();
-    // Give the last updates time to arrive, then stop the clients by stopping the server.
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    drop(_sse);
+    // Give the last updates time to arrive, then stop the clients (which closes the channel).
+    tokio::time::sleep(SETTLE).await;
+    for client in &clients {
+        client.abort();
+    }
     let (seen, versions) = tokio::time::timeout(Duration::from_secs(10), collector).await??;
-
     let mut latency = Histogram::<u64>::new(3)?;
     let mut missing = 0usize;
     for ((_, user), series) in &seen {
@@ -155,7 +251,7 @@ pub async fn run() -> anyhow::Result<()> {
 
 /// One user's updates at `RATE_PER_USER`/s for `RUN`, each awaited; returns the time of each `202`.
 async fn send_steadily(
-    service: &UpdateService,
+    updater: &Updater,
     user: &str,
     started: Instant,
 ) -> anyhow::Result<(Vec<Instant>, usize)> {
@@ -166,14 +262,7 @@ async fn send_steadily(
     let mut refused = 0;
     while started.elapsed() < RUN {
         tick.tick().await;
-        let request = http::Request::builder()
-            .method("POST")
-            .uri("https://bench.lambda-url.local/api/v1/scores/update")
-            .header("authorization", format!("Bearer {token}"))
-            .header("content-type", "application/json")
-            .body(Body::from(r#"{"scoreIncrement":1}"#))?;
-        let response = service.handle(request).await;
-        if response.status() == 202 {
+        if updater.send(&token).await? {
             times.push(Instant::now());
         } else {
             refused += 1;

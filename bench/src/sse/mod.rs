@@ -1,7 +1,8 @@
 //! `-- sse`: how far one SSE process goes. Prints (1) fan-out side by side with nginx + nchan (when installed
 //! by `make bench-peers`): RSS per connection at 1k, 5k and 10k clients, the time for a new version to reach
 //! every client (p50/p99), server CPU per 1,000 deliveries and the clients' own CPU, and (2) end-to-end
-//! latency from the update's `202` to the SSE event at a steady 1,000 updates/s.
+//! latency from the update's `202` to the SSE event at a steady 1,000 updates/s, with the update handler in
+//! process and with the update function under the Lambda emulator. `-- sse e2e` runs (2) alone.
 //!
 //! The SSE server runs as a child process (this binary re-executed with `--serve-sse`) and the worker as its
 //! own binary (built with this profile), so RSS is the server's alone; clients are raw TCP readers here.
@@ -32,6 +33,10 @@ pub(crate) const SECRET: &str = "bench-sse-secret-0123456789abcdef012345";
 pub async fn run() -> anyhow::Result<()> {
     match std::env::args().nth(2).as_deref() {
         Some("--serve-sse") => serve_sse().await,
+        Some("e2e") => {
+            println!("\n== End to end: 202 from the update function → SSE event at the client ==");
+            e2e::run().await
+        }
         _ => {
             if raise_open_files()? {
                 return Ok(());
