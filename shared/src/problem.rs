@@ -39,6 +39,12 @@ pub enum ApiError {
     },
     #[error("update backlog is over its bound")]
     Backlogged { retry_after: Duration },
+    #[error("update {event_id} reached {acknowledged} of {wanted} replicas in time")]
+    NotReplicated {
+        event_id: String,
+        acknowledged: u32,
+        wanted: u32,
+    },
     #[error("too many connections")]
     TooManyConnections { per_user: bool },
     #[error("dependency unavailable: {0}")]
@@ -76,6 +82,7 @@ impl ApiError {
                 StatusCode::TOO_MANY_REQUESTS
             }
             Self::Backlogged { .. }
+            | Self::NotReplicated { .. }
             | Self::Unavailable(_)
             | Self::TooManyConnections { per_user: false } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -102,6 +109,7 @@ impl ApiError {
             Self::IdempotencyKeyReused => ("idempotency-key-reused", "Idempotency key reused"),
             Self::RateLimited { .. } => ("rate-limited", "Too many requests"),
             Self::Backlogged { .. } => ("backlogged", "Service busy"),
+            Self::NotReplicated { .. } => ("not-replicated", "Not confirmed by replicas"),
             Self::TooManyConnections { .. } => ("too-many-connections", "Too many connections"),
             Self::Unavailable(_) => ("unavailable", "Service unavailable"),
             Self::Internal(_) => ("internal", "Internal error"),
@@ -125,6 +133,16 @@ impl ApiError {
                 format!("slow down; retry in {} s", ceil_secs(*retry_after))
             }
             Self::Backlogged { .. } => "updates are backing up; retry shortly".to_owned(),
+            // Not a cause to hide: the client needs the event id and what a retry does.
+            Self::NotReplicated {
+                event_id,
+                acknowledged,
+                wanted,
+            } => format!(
+                "update {event_id} was queued, but only {acknowledged} of {wanted} replicas confirmed it \
+                 in time: it counts unless a failover loses it. Retry with the same Idempotency-Key to \
+                 confirm it (a retry never counts twice); without one, a retry counts again"
+            ),
             Self::TooManyConnections { per_user: true } => {
                 "too many open streams for this user".to_owned()
             }
@@ -190,7 +208,7 @@ impl ApiError {
             Self::Backlogged { retry_after } => {
                 builder = builder.header(header::RETRY_AFTER, ceil_secs(*retry_after));
             }
-            Self::Unavailable(_) | Self::TooManyConnections { .. } => {
+            Self::Unavailable(_) | Self::TooManyConnections { .. } | Self::NotReplicated { .. } => {
                 builder = builder.header(header::RETRY_AFTER, 1);
             }
             _ => {}

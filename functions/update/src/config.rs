@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use scoreboard_shared::config::{ConfigError, Env, PartitionsConfig, RateLimit};
-use scoreboard_shared::redis::enqueue::EnqueueLimits;
+use scoreboard_shared::redis::enqueue::{EnqueueLimits, ReplicaWait};
 
 /// What the update function accepts and how fast.
 #[derive(Debug, Clone)]
@@ -22,6 +22,9 @@ pub struct UpdateConfig {
     pub idempotency_ttl: Duration,
     /// Scope the token must carry, when set (`UPDATE_REQUIRED_SCOPE`).
     pub required_scope: Option<String>,
+    /// Replicas an update must reach before its `202` (`UPDATE_WAIT_REPLICAS`, default 0: none) within
+    /// `UPDATE_WAIT_TIMEOUT_MS` (default 200); short of them the answer is `503 not-replicated`.
+    pub replica_wait: Option<ReplicaWait>,
 }
 
 impl UpdateConfig {
@@ -48,8 +51,19 @@ impl UpdateConfig {
                 60..=7 * 86_400,
             )?),
             required_scope,
+            replica_wait: replica_wait(env)?,
         })
     }
+}
+
+fn replica_wait(env: &Env) -> Result<Option<ReplicaWait>, ConfigError> {
+    let replicas: u32 = env.parse_in("UPDATE_WAIT_REPLICAS", 0, 0..=16)?;
+    // `WAIT` with a timeout of 0 blocks for ever: the range starts at 1.
+    let timeout_ms: u64 = env.parse_in("UPDATE_WAIT_TIMEOUT_MS", 200, 1..=10_000)?;
+    Ok((replicas > 0).then(|| ReplicaWait {
+        replicas,
+        timeout: Duration::from_millis(timeout_ms),
+    }))
 }
 
 impl UpdateConfig {
@@ -74,6 +88,41 @@ mod tests {
         assert_eq!(cfg.max_increment, 100);
         assert_eq!((cfg.rate_limit.per_sec, cfg.rate_limit.burst), (10, 20));
         assert_eq!(cfg.idempotency_ttl, Duration::from_secs(86_400));
+    }
+
+    #[test]
+    fn replica_wait_is_off_by_default_and_validated() {
+        assert_eq!(
+            UpdateConfig::from_env(&Env::default())
+                .unwrap()
+                .replica_wait,
+            None
+        );
+        let on = Env::from_pairs([
+            ("UPDATE_WAIT_REPLICAS", "2"),
+            ("UPDATE_WAIT_TIMEOUT_MS", "50"),
+        ]);
+        assert_eq!(
+            UpdateConfig::from_env(&on).unwrap().replica_wait,
+            Some(ReplicaWait {
+                replicas: 2,
+                timeout: Duration::from_millis(50)
+            })
+        );
+        for (var, value) in [
+            ("UPDATE_WAIT_REPLICAS", "17"),
+            ("UPDATE_WAIT_REPLICAS", "-1"),
+            ("UPDATE_WAIT_REPLICAS", "one"),
+            ("UPDATE_WAIT_TIMEOUT_MS", "0"),
+            ("UPDATE_WAIT_TIMEOUT_MS", "10001"),
+        ] {
+            let env = Env::from_pairs([(var, value)]);
+            assert_eq!(
+                UpdateConfig::from_env(&env).unwrap_err().var,
+                var,
+                "{var}={value}"
+            );
+        }
     }
 
     #[test]

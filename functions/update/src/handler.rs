@@ -46,7 +46,8 @@ impl UpdateService {
         Self {
             auth,
             redis,
-            enqueuer: Enqueuer::new(config.enqueue_limits(), config.partitions.partitioner()),
+            enqueuer: Enqueuer::new(config.enqueue_limits(), config.partitions.partitioner())
+                .with_replica_wait(config.replica_wait),
             config,
         }
     }
@@ -126,6 +127,14 @@ impl UpdateService {
                 Ok(accepted(&event_id, request_id, false))
             }
             EnqueueOutcome::Replayed { event_id } => Ok(accepted(&event_id, request_id, true)),
+            EnqueueOutcome::NotReplicated {
+                event_id,
+                acknowledged,
+            } => Err(ApiError::NotReplicated {
+                event_id: event_id.to_string(),
+                acknowledged,
+                wanted: self.config.replica_wait.map_or(0, |wait| wait.replicas),
+            }),
             EnqueueOutcome::IdempotencyConflict => Err(ApiError::IdempotencyKeyReused),
             EnqueueOutcome::Backlogged => Err(ApiError::Backlogged {
                 retry_after: std::time::Duration::from_secs(1),

@@ -1,6 +1,8 @@
 -- Accepts one score update in a single round trip on the user's partition (docs/design.md §5.1).
 -- KEYS[1] the partition's stream {sb:p}:updates, KEYS[2] rate-limit key, KEYS[3] idempotency key (optional)
--- ARGV: user, name, inc, request id, rate per sec, burst, max backlog, idempotency ttl ms, schema version
+-- ARGV: user, name, inc, request id, rate per sec, burst, max backlog, idempotency ttl ms, schema version,
+--       touch on replay ('1' when the caller WAITs for replicas: a replay rewrites its key, a write that follows
+--       the original XADD in the replication stream, so the caller's WAIT confirms the original too)
 -- Returns {status, value}: {"accepted", id} | {"replay", id} | {"conflict", ""}
 --   | {"backlogged", ""} | {"limited", retry_after_ms}
 local stream, rl_key, idem_key = KEYS[1], KEYS[2], KEYS[3]
@@ -8,6 +10,7 @@ local user, name, inc, req = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local rate, burst = tonumber(ARGV[5]), tonumber(ARGV[6])
 local max_backlog, idem_ttl = tonumber(ARGV[7]), tonumber(ARGV[8])
 local schema = ARGV[9]
+local touch_on_replay = ARGV[10] == '1'
 
 -- 1. Idempotency: a replay answers as the first call did; another body under the same key is a conflict.
 if idem_key then
@@ -15,6 +18,9 @@ if idem_key then
   if seen then
     local sep = string.find(seen, '|', 1, true)
     if string.sub(seen, 1, sep - 1) == inc then
+      if touch_on_replay then
+        redis.call('SET', idem_key, seen, 'KEEPTTL')
+      end
       return {'replay', string.sub(seen, sep + 1)}
     end
     return {'conflict', ''}

@@ -9,6 +9,7 @@ mod jwt_binding;
 mod jwt_rejections;
 mod malformed_load;
 mod redis_under_test;
+mod replica_wait;
 mod secrets;
 mod update_handler;
 mod update_limits;
