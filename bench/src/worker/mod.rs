@@ -249,7 +249,8 @@ struct WireCounts {
     /// Batch commands: `find` by `_id: {$in}` (a batch read), `update`, and a `getMore` on a batch
     /// read's cursor.
     batch: AtomicU64,
-    /// Other data commands: an owner's start-up `hw` read, a rebuild's partition scan and its `getMore`s.
+    /// Other data commands: an owner's start-up `hw` reads (also the one by `_id: {$in: [hw id]}`), a
+    /// rebuild's partition scan and its `getMore`s.
     other: AtomicU64,
     /// Open cursors of batch reads (by cursor id), so that their `getMore`s count as batch commands.
     batch_cursors: std::sync::Mutex<std::collections::HashSet<i64>>,
@@ -259,12 +260,18 @@ struct WireCounts {
 
 impl WireCounts {
     fn started(&self, started: &mongodb::event::command::CommandStartedEvent) {
+        // A batch read names users; an owner's start-up read (`users` empty) names only its `hw` document,
+        // whose id starts with \u{1}.
         let by_ids = || {
             started
                 .command
                 .get_document("filter")
                 .and_then(|f| f.get_document("_id"))
-                .is_ok_and(|id| id.contains_key("$in"))
+                .and_then(|id| id.get_array("$in"))
+                .is_ok_and(|ids| {
+                    ids.iter()
+                        .any(|id| id.as_str().is_some_and(|id| !id.starts_with('\u{1}')))
+                })
         };
         let counter = match started.command_name.as_str() {
             "update" => &self.batch,
