@@ -3,6 +3,7 @@
 //!
 //! - [`RedisServer`], [`RedisCluster`] (3 masters, optionally with replicas), [`MongoServer`], [`DynamoLocal`]: the real servers (a server that cannot start is a
 //!   test failure with a message saying what to install; nothing skips).
+//! - [`redis_under_test`]: standalone Redis or a cluster behind one type, for the functions' contract tests.
 //! - [`token`]: the one token minter. [`lambda_event`]: function-URL events and decoded responses.
 //! - [`fixtures`]: keys, JWKS documents and TLS material under `testkit/fixtures/`.
 
@@ -13,6 +14,7 @@ mod mongo_server;
 mod process;
 mod redis_cluster;
 mod redis_server;
+pub mod redis_under_test;
 pub mod token;
 
 pub use dynamo_local::{

@@ -12,8 +12,8 @@ use scoreboard_shared::partition::Partitioner;
 use scoreboard_shared::redis::keys::PartitionKeys;
 pub use scoreboard_testkit::lambda_event::{Answer, answer, event};
 
-pub(crate) use crate::redis_under_test::on_standalone_and_cluster;
-pub use crate::redis_under_test::{Target, TestConn, TestRedis};
+pub(crate) use scoreboard_testkit::on_standalone_and_cluster;
+pub use scoreboard_testkit::redis_under_test::{Inspect, Target, TestConn, TestRedis};
 
 pub const SECRET: &str = "test-secret-that-is-at-least-32-bytes-long";
 pub const BOARD: &str = "/api/v1/scores/leaderboard";

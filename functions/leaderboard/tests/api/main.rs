@@ -6,6 +6,5 @@ mod board;
 mod config;
 mod helpers;
 mod me;
-mod redis_under_test;
 mod rejections;
 mod ties;

@@ -9,11 +9,11 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 
 use crate::helpers::{seed_sets, set_partition_tops};
-use crate::redis_under_test::{Target, TestRedis};
 use scoreboard_shared::partition::Partitioner;
+use scoreboard_testkit::redis_under_test::{Inspect, Target, TestRedis};
 
 mod the_tie_rule_agrees_between_the_merged_board_and_me_across_partitions {
-    use crate::redis_under_test::Target;
+    use scoreboard_testkit::redis_under_test::Target;
 
     #[test]
     fn standalone() {

@@ -16,7 +16,7 @@ pub use scoreboard_testkit::{RedisServer, fixture};
 use serde_json::Value;
 use update::UpdateService;
 
-pub use crate::redis_under_test::{Inspect, Target, TestRedis};
+pub use scoreboard_testkit::redis_under_test::{Inspect, Target, TestRedis};
 
 pub const SECRET: &str = "test-secret-that-is-at-least-32-bytes-long";
 /// The issuer and audience public-key configurations are bound to (see [`bound`]).

@@ -8,7 +8,6 @@ mod jwks_server;
 mod jwt_binding;
 mod jwt_rejections;
 mod malformed_load;
-mod redis_under_test;
 mod replica_wait;
 mod secrets;
 mod update_handler;

@@ -3,7 +3,7 @@
 use scoreboard_testkit::RedisServer;
 
 use crate::helpers::*;
-use crate::redis_under_test::on_standalone_and_cluster;
+use scoreboard_testkit::on_standalone_and_cluster;
 
 on_standalone_and_cluster!(accepted_update_appends_exactly_one_entry_with_the_contract_fields);
 

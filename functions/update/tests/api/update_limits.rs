@@ -11,7 +11,7 @@ use futures::future::join_all;
 use scoreboard_shared::partition::{EventId, Partitioner};
 
 use crate::helpers::*;
-use crate::redis_under_test::on_standalone_and_cluster;
+use scoreboard_testkit::on_standalone_and_cluster;
 
 const BODY: &str = r#"{"scoreIncrement":1}"#;
 

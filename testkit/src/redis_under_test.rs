@@ -1,16 +1,17 @@
-//! The Redis a contract test runs against — one standalone `redis-server`, or a real 3-master Redis Cluster
-//! reached with `REDIS_CLUSTER=true` — and what the tests read from either: an inspection connection
-//! independent of the code under test, each master's command statistics, and users whose partitions live
-//! on every master.
+//! The Redis a function's contract test runs against — one standalone `redis-server`, or a real 3-master
+//! Redis Cluster reached with `REDIS_CLUSTER=true` — and what the tests read from either: an inspection
+//! connection independent of the code under test, each master's command statistics, users whose
+//! partitions live on every master, and [`on_standalone_and_cluster!`](crate::on_standalone_and_cluster)
+//! to run one test on both.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use crate::{RedisCluster, RedisServer};
 use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, Pipeline, RedisFuture, Value};
 use scoreboard_shared::partition::Partitioner;
 use scoreboard_shared::redis::keys::PartitionKeys;
-use scoreboard_testkit::{RedisCluster, RedisServer};
 
 /// Masters of the test cluster.
 pub const MASTERS: usize = 3;
@@ -24,6 +25,7 @@ pub enum Target {
 
 /// Runs each named `async fn(Target)` once per target, as the tests `<name>::standalone` and
 /// `<name>::cluster`.
+#[macro_export]
 macro_rules! on_standalone_and_cluster {
     ($($name:ident),* $(,)?) => {$(
         mod $name {
@@ -39,9 +41,9 @@ macro_rules! on_standalone_and_cluster {
         }
     )*};
 }
-pub(crate) use on_standalone_and_cluster;
 
 /// A running standalone server or cluster, stopped when dropped.
+#[derive(Debug)]
 pub enum TestRedis {
     Standalone(RedisServer),
     Cluster(RedisCluster),
@@ -153,9 +155,14 @@ impl TestRedis {
     }
 
     /// Asserts that `users`' partitions live on every master.
-    pub fn assert_on_every_master(&self, partitioner: Partitioner, users: &[String]) {
+    pub fn assert_on_every_master<U: AsRef<str>>(
+        &self,
+        partitioner: Partitioner,
+        users: impl IntoIterator<Item = U>,
+    ) {
+        let users: Vec<String> = users.into_iter().map(|u| u.as_ref().to_owned()).collect();
         let used: BTreeSet<u16> = self
-            .users_by_master(partitioner, users)
+            .users_by_master(partitioner, &users)
             .into_keys()
             .collect();
         let all: BTreeSet<u16> = self.master_ports().into_iter().collect();
@@ -187,6 +194,15 @@ impl TestRedis {
                 (port, parse_command_stats(&info))
             })
             .collect()
+    }
+
+    /// `FLUSHALL` on every master.
+    pub fn flush_all(&self) {
+        for port in self.master_ports() {
+            let () = redis::cmd("FLUSHALL")
+                .query(&mut node(port))
+                .unwrap_or_else(|e| panic!("FLUSHALL on {port}: {e}"));
+        }
     }
 
     /// An inspection connection: multiplexed on standalone Redis, the test kit's cluster connection on a
@@ -227,6 +243,15 @@ impl Inspect for RedisServer {
 pub enum TestConn {
     Standalone(MultiplexedConnection),
     Cluster(ClusterConnection),
+}
+
+impl std::fmt::Debug for TestConn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Standalone(_) => "TestConn::Standalone",
+            Self::Cluster(_) => "TestConn::Cluster",
+        })
+    }
 }
 
 impl ConnectionLike for TestConn {
