@@ -3,7 +3,10 @@
 //! joined by `redis-cli --cluster create … --cluster-yes`, ready when every node reports
 //! `cluster_state:ok` and all 16,384 slots. Helpers move a slot between masters (`CLUSTER SETSLOT …
 //! IMPORTING/MIGRATING`, `MIGRATE`, `SETSLOT … NODE`) and fail a master over (`CLUSTER FAILOVER` on its
-//! replica), the way an operator resharding or patching a cluster does.
+//! replica), the way an operator resharding or patching a cluster does. [`RedisCluster::start_tls`] adds a
+//! TLS port to every node and runs the cluster bus and replication over TLS (as ElastiCache does with
+//! in-transit encryption); Redis answers `CLUSTER SLOTS` with TLS ports to TLS clients, so the code under
+//! test connects with `rediss://` seeds while the helpers here keep using the plaintext ports.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -19,6 +22,8 @@ const READY_WITHIN: Duration = Duration::from_secs(30);
 #[derive(Debug)]
 pub struct ClusterNode {
     process: ServerProcess,
+    /// The node's TLS port, on a TLS cluster.
+    tls_port: Option<u16>,
 }
 
 impl ClusterNode {
@@ -70,6 +75,20 @@ impl RedisCluster {
     /// # Panics
     /// As [`RedisCluster::start`].
     pub fn start_with(masters: usize, replicas: usize, extra: &[&str]) -> Self {
+        Self::start_nodes(masters, replicas, extra, false)
+    }
+
+    /// Starts `masters` masters without replicas, each with a TLS port (certificate
+    /// `fixtures/cluster-node.crt`, CA `fixtures/cluster-ca.crt`; clients need no certificate), the
+    /// cluster bus and replication over TLS.
+    ///
+    /// # Panics
+    /// As [`RedisCluster::start`].
+    pub fn start_tls(masters: usize) -> Self {
+        Self::start_nodes(masters, 0, &[], true)
+    }
+
+    fn start_nodes(masters: usize, replicas: usize, extra: &[&str], tls: bool) -> Self {
         assert!(masters >= 3, "redis-cli --cluster create needs 3 masters");
         let server = find_binary("redis-server", "REDIS_SERVER_BIN", INSTALL_HINT);
         let cli = find_binary("redis-cli", "REDIS_CLI_BIN", INSTALL_HINT);
@@ -108,6 +127,10 @@ impl RedisCluster {
             .map(|s| (*s).to_owned())
             .collect();
             args.extend(extra.iter().map(|s| (*s).to_owned()));
+            let tls_port = tls.then(free_port);
+            if let Some(tls_port) = tls_port {
+                args.extend(tls_args(tls_port));
+            }
             let process = ServerProcess::start(
                 "redis-server (cluster node)",
                 &server,
@@ -116,7 +139,7 @@ impl RedisCluster {
                 &node_dir.join("redis.log"),
                 Duration::from_secs(10),
             );
-            nodes.push(ClusterNode { process });
+            nodes.push(ClusterNode { process, tls_port });
         }
         let mut create = Command::new(&cli);
         create.arg("--cluster").arg("create");
@@ -151,6 +174,25 @@ impl RedisCluster {
             .collect::<Vec<_>>()
             .join(",")
     }
+
+    /// Every node's `rediss://` URL, comma-separated (a TLS cluster's `REDIS_URL` seeds; the CA is
+    /// [`RedisCluster::TLS_CA`]).
+    ///
+    /// # Panics
+    /// On a cluster started without TLS.
+    pub fn tls_url(&self) -> String {
+        self.nodes
+            .iter()
+            .map(|node| {
+                let port = node.tls_port.expect("a cluster started with start_tls");
+                format!("rediss://127.0.0.1:{port}")
+            })
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// The CA file that signs the TLS cluster's node certificate (a `REDIS_CA_CERT_FILE`).
+    pub const TLS_CA: &str = "cluster-ca.crt";
 
     /// The nodes, in start order.
     pub fn nodes(&mut self) -> &mut [ClusterNode] {
@@ -431,4 +473,26 @@ fn setslot(connection: &mut redis::Connection, slot: u16, state: &str, node: &st
         .arg(node)
         .query::<()>(connection)
         .unwrap_or_else(|e| panic!("CLUSTER SETSLOT {slot} {state}: {e}"));
+}
+
+/// A node's TLS settings: its TLS port, the fixture certificate (usable as server and as client
+/// certificate, which the cluster bus needs), clients without certificates.
+fn tls_args(tls_port: u16) -> Vec<String> {
+    let fixture = |name: &str| crate::fixture_path(name).display().to_string();
+    vec![
+        "--tls-port".to_owned(),
+        tls_port.to_string(),
+        "--tls-cert-file".to_owned(),
+        fixture("cluster-node.crt"),
+        "--tls-key-file".to_owned(),
+        fixture("cluster-node.key"),
+        "--tls-ca-cert-file".to_owned(),
+        fixture(RedisCluster::TLS_CA),
+        "--tls-auth-clients".to_owned(),
+        "no".to_owned(),
+        "--tls-cluster".to_owned(),
+        "yes".to_owned(),
+        "--tls-replication".to_owned(),
+        "yes".to_owned(),
+    ]
 }

@@ -1,7 +1,8 @@
 //! The SSE server on a real 3-master Redis Cluster (`REDIS_CLUSTER=true`): sharded Pub/Sub on `{sb}:events`
 //! (`SSUBSCRIBE` on the slot's master, snapshots `SPUBLISH`ed there reach every client), and a move of that
 //! slot to another master: the server gets the `sunsubscribe` push, resubscribes on the new owner and
-//! re-reads `{sb}:top`, and clients have the next version within 2 s of its publish.
+//! re-reads `{sb}:top`, and clients have the next version within 2 s of its publish. The same over a TLS
+//! cluster (`rediss://` seeds, the CA in `REDIS_CA_CERT_FILE`), as ElastiCache with in-transit encryption.
 
 use std::time::{Duration, Instant};
 
@@ -148,4 +149,28 @@ async fn a_slot_move_resubscribes_on_the_new_master_and_the_next_version_arrives
         );
     }
     assert!(published.elapsed() <= AFTER_A_MOVE);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_tls_cluster_clients_get_the_top_and_each_spublished_snapshot() {
+    let app = TestApp::spawn_on_tls_cluster(&[], Some(&snapshot(1))).await;
+    let mut client = app.connect(&token("u0")).await;
+    assert_eq!(
+        client.next_snapshot(T).await.unwrap().version(),
+        Some(1),
+        "{{sb}}:top read over TLS"
+    );
+    let slot = app.redis.key_slot(keys::EVENTS_CHANNEL);
+    assert_eq!(
+        subscribed_on(&app.redis),
+        app.redis.master_of_slot(slot),
+        "SSUBSCRIBE over TLS on the master of the channel's slot"
+    );
+    for version in 2..=3 {
+        assert_eq!(app.publish(&snapshot(version)).await, 1, "v{version}");
+        assert_eq!(
+            client.next_snapshot(T).await.unwrap().version(),
+            Some(version)
+        );
+    }
 }

@@ -82,7 +82,20 @@ impl TestApp<RedisCluster> {
     /// Starts a 3-master cluster (optionally with a snapshot already in `{sb}:top`) and the server with
     /// `REDIS_CLUSTER=true` and every node as a seed, and waits until it has subscribed.
     pub async fn spawn_on_cluster(extra: &[(&str, &str)], initial: Option<&Snapshot>) -> Self {
-        let redis = RedisCluster::start(3);
+        Self::spawn_on(RedisCluster::start(3), false, extra, initial).await
+    }
+
+    /// As [`TestApp::spawn_on_cluster`], on a TLS cluster reached with `rediss://` seeds and its CA.
+    pub async fn spawn_on_tls_cluster(extra: &[(&str, &str)], initial: Option<&Snapshot>) -> Self {
+        Self::spawn_on(RedisCluster::start_tls(3), true, extra, initial).await
+    }
+
+    async fn spawn_on(
+        redis: RedisCluster,
+        tls: bool,
+        extra: &[(&str, &str)],
+        initial: Option<&Snapshot>,
+    ) -> Self {
         if let Some(snapshot) = initial {
             let mut conn = redis.connection().await;
             let _: () = conn
@@ -90,8 +103,14 @@ impl TestApp<RedisCluster> {
                 .await
                 .unwrap();
         }
-        let url = redis.url();
+        let url = if tls { redis.tls_url() } else { redis.url() };
+        let ca = scoreboard_testkit::fixture_path(RedisCluster::TLS_CA)
+            .display()
+            .to_string();
         let mut pairs = vec![("REDIS_URL", url.as_str()), ("REDIS_CLUSTER", "true")];
+        if tls {
+            pairs.push(("REDIS_CA_CERT_FILE", ca.as_str()));
+        }
         pairs.extend_from_slice(extra);
         let app = Self::launch(redis, &pairs).await;
         app.wait_health(|h| h["subscribed"] == true).await;

@@ -353,3 +353,42 @@ async fn rediss_urls_connect_over_tls() {
         "written through the TLS port"
     );
 }
+
+#[tokio::test]
+async fn rediss_seeds_reach_every_master_of_a_tls_cluster() {
+    let redis = TestRedis::Cluster(scoreboard_testkit::RedisCluster::start_tls(3));
+    let TestRedis::Cluster(cluster) = &redis else {
+        unreachable!()
+    };
+    let seeds = cluster.tls_url();
+    let ca = scoreboard_testkit::fixture_path(scoreboard_testkit::RedisCluster::TLS_CA)
+        .to_string_lossy()
+        .into_owned();
+    let service = update::UpdateService::from_env(&scoreboard_shared::config::Env::from_pairs([
+        ("REDIS_URL", seeds.as_str()),
+        ("REDIS_CLUSTER", "true"),
+        ("REDIS_CA_CERT_FILE", ca.as_str()),
+        ("JWT_SECRET", SECRET),
+    ]))
+    .unwrap();
+    let users = redis.spread_users(
+        scoreboard_shared::partition::Partitioner::new(PARTITIONS),
+        "tls-",
+        2,
+    );
+
+    for user in &users {
+        let answer = answer(
+            service
+                .handle(post_update(&hs_token(user), r#"{"scoreIncrement":1}"#))
+                .await,
+        );
+        assert_eq!(answer.status, 202, "{user}: {answer:?}");
+    }
+
+    assert_eq!(
+        queued(&redis).await,
+        users.len(),
+        "every update queued, on every master, through the TLS ports"
+    );
+}
