@@ -4,7 +4,8 @@
 //! holding the most partitions (with `REDIS_MIN_REPLICAS=1`), or moving their slots to another master,
 //! during the load loses and doubles nothing while the owners of the moved partitions carry on under the
 //! same leases; the merger follows every master through sharded `SSUBSCRIBE`; and the `migrate`, `dlq
-//! list|replay` and `rebuild` subcommands work on a cluster.
+//! list|replay` and `rebuild` subcommands work on a cluster; a worker reaching a TLS cluster only through
+//! its TLS ports drains every master.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -449,4 +450,45 @@ async fn settled(redis: &RedisConn, store: &StoreUnderTest, expected: &BTreeMap<
         },
     )
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_drains_every_master_of_a_tls_cluster() {
+    // The worker reaches the nodes only through their TLS ports (`rediss://` seeds, a private CA); the test
+    // itself reads and writes through the plaintext ports.
+    let store = StoreUnderTest::mongo();
+    let cluster = scoreboard_testkit::RedisCluster::start_tls(3);
+    let ca = scoreboard_testkit::fixture_path(scoreboard_testkit::RedisCluster::TLS_CA)
+        .display()
+        .to_string();
+    let mut connection = redis_manager_for(&cluster.url(), true);
+    let extra = [
+        ("REDIS_CLUSTER", "true"),
+        ("REDIS_CA_CERT_FILE", ca.as_str()),
+    ];
+    let mut worker =
+        WorkerProcess::start(&worker_env(&store, &cluster.tls_url(), "tls", P, &extra));
+
+    let mut expected = Vec::new();
+    for (round, (_, partition)) in a_partition_per_master(&cluster).into_iter().enumerate() {
+        let user = users_in(partition, P, "tls-", 1).remove(0);
+        let score = 100 * (round as u64 + 1);
+        xadd_event(&mut connection, P, &user, Some("T"), score).await;
+        expected.push((user, score));
+    }
+    expected.sort_by_key(|(_, score)| std::cmp::Reverse(*score));
+    eventually(
+        Duration::from_secs(60),
+        "an update on every master applied and in the global top",
+        || {
+            let (mut probe, expected) = (connection.clone(), expected.clone());
+            async move {
+                snapshot(&mut probe)
+                    .await
+                    .is_some_and(|s| rows(&s) == expected)
+            }
+        },
+    )
+    .await;
+    assert!(worker.is_running(), "{}", worker.output_tail(20));
 }
