@@ -635,8 +635,11 @@ async fn ten_thousand_malformed_requests_are_all_refused_and_enqueue_nothing() {
         );
     }
     assert_eq!(queued(&redis).await, 0, "nothing enqueued");
+    // A guard against a hang or a quadratic path, not a performance test: a debug build on a loaded 2-core
+    // CI machine has taken 70 s.
+    eprintln!("{REQUESTS} malformed requests refused in {elapsed:?}");
     assert!(
-        elapsed < Duration::from_secs(60),
+        elapsed < Duration::from_secs(300),
         "{REQUESTS} requests took {elapsed:?}"
     );
 
