@@ -42,9 +42,19 @@ const PROFILE: &str = if cfg!(debug_assertions) {
 /// Bound on one update request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
-pub async fn run() -> anyhow::Result<()> {
-    println!("-- (a) the update handler in process; worker and SSE server as child processes");
-    in_process().await?;
+/// Runs both paths, or only `path` (`in-process` or `emulator`).
+pub async fn run(path: Option<&str>) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        matches!(path, None | Some("in-process" | "emulator")),
+        "unknown path {path:?}; try: in-process, emulator"
+    );
+    if path != Some("emulator") {
+        println!("-- (a) the update handler in process; worker and SSE server as child processes");
+        in_process().await?;
+    }
+    if path == Some("in-process") {
+        return Ok(());
+    }
     println!(
         "-- (b) the update function under the Lambda emulator (cargo lambda watch, HTTP), worker and SSE \
          server binaries: the end-to-end tests' stack"

@@ -2,7 +2,8 @@
 //! by `make bench-peers`): RSS per connection at 1k, 5k and 10k clients, the time for a new version to reach
 //! every client (p50/p99), server CPU per 1,000 deliveries and the clients' own CPU, and (2) end-to-end
 //! latency from the update's `202` to the SSE event at a steady 1,000 updates/s, with the update handler in
-//! process and with the update function under the Lambda emulator. `-- sse e2e` runs (2) alone.
+//! process and with the update function under the Lambda emulator. `-- sse e2e` runs (2) alone,
+//! `-- sse e2e in-process` or `-- sse e2e emulator` one of its two paths.
 //!
 //! The SSE server runs as a child process (this binary re-executed with `--serve-sse`) and the worker as its
 //! own binary (built with this profile), so RSS is the server's alone; clients are raw TCP readers here.
@@ -35,7 +36,7 @@ pub async fn run() -> anyhow::Result<()> {
         Some("--serve-sse") => serve_sse().await,
         Some("e2e") => {
             println!("\n== End to end: 202 from the update function → SSE event at the client ==");
-            e2e::run().await
+            e2e::run(std::env::args().nth(3).as_deref()).await
         }
         _ => {
             if raise_open_files()? {
@@ -46,7 +47,7 @@ pub async fn run() -> anyhow::Result<()> {
             );
             fanout::run().await?;
             println!("\n== End to end: 202 from the update handler → SSE event at the client ==");
-            e2e::run().await
+            e2e::run(None).await
         }
     }
 }

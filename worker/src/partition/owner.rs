@@ -19,6 +19,7 @@ use scoreboard_shared::redis::keys::PartitionKeys;
 use scoreboard_shared::shutdown::Shutdown;
 
 use super::apply::apply;
+use super::read_cache::ReadCache;
 use super::rebuild::{Rebuilt, rebuild};
 use super::scripts::{CommitInput, CommitStatus, DeadLetter, PartitionScripts, now_rfc3339};
 use crate::error::WorkerError;
@@ -100,6 +101,8 @@ pub struct PartitionOwner {
     leases: LeaseScripts,
     config: OwnerConfig,
     cursor: StreamId,
+    /// The users' records this owner read or wrote (a lock only so the retried store step can borrow it).
+    read_cache: tokio::sync::Mutex<ReadCache>,
     last_renewal: Instant,
     last_cache_check: Instant,
 }
@@ -136,6 +139,7 @@ impl PartitionOwner {
             leases,
             config,
             cursor,
+            read_cache: tokio::sync::Mutex::new(ReadCache::default()),
             last_renewal: acquired,
             last_cache_check: acquired,
         };
@@ -298,8 +302,17 @@ impl PartitionOwner {
         let partition = self.partition();
         let generation = self.config.generation;
         let store = self.store.clone();
-        let mut applied = retrying("store", shutdown, || {
-            apply(store.as_ref(), partition, generation, &events)
+        let read_cache = &self.read_cache;
+        let mut applied = retrying("store", shutdown, || async {
+            let mut read_cache = read_cache.lock().await;
+            apply(
+                store.as_ref(),
+                &mut read_cache,
+                partition,
+                generation,
+                &events,
+            )
+            .await
         })
         .await?;
         let store_time = started.elapsed();
