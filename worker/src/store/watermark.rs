@@ -1,6 +1,7 @@
 //! The v2 store port (`docs/design.md` §5.3): exactly-once by a per-user watermark. Each user's record is
 //! `{score, name, wm, p, updatedAt}`, where `wm` is the [`Watermark`] of the last applied event. A batch is
-//! applied in two round trips: [`WatermarkStore::read`] (strongly consistent) returns the users' `wm` and
+//! applied in at most two round trips (the read is skipped for users the owner remembers, see
+//! `partition::read_cache`): [`WatermarkStore::read`] (strongly consistent) returns the users' `wm` and
 //! score, the worker drops events at or below `wm`, and [`WatermarkStore::write`] writes each remaining
 //! user with a compare-and-set on the `wm` it read (equality only: the store never orders watermarks), so a
 //! stale or concurrent writer misses instead of counting twice. Space per user is O(1) and correctness does
