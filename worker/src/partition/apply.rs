@@ -51,7 +51,7 @@ struct UserEvents<'a> {
 ///
 /// # Errors
 /// A store error for the whole call: transient ones may be retried by calling again (each user's write is
-/// atomic and watermarked, so a retry never counts twice). The cache is cleared first: any subset of the
+/// atomic and watermarked, so a retry never counts twice). On an error the cache is cleared: any subset of the
 /// writes may have been applied.
 pub async fn apply(
     store: &dyn WatermarkStore,
