@@ -13,6 +13,14 @@ pub const LAG_SECONDS: &str = "scoreboard_worker_lag_seconds";
 pub const RETRIES: &str = "scoreboard_worker_retries_total";
 pub const DLQ: &str = "scoreboard_worker_dlq_total";
 
+pub const USER_RECORDS: &str = "scoreboard_worker_user_records_total";
+
+/// Users' records a batch needed: `remembered` by the owner, `read` from the store.
+pub(crate) fn user_records(remembered: usize, read: usize) {
+    counter!(USER_RECORDS, "source" => "remembered").increment(remembered as u64);
+    counter!(USER_RECORDS, "source" => "read").increment(read as u64);
+}
+
 pub(crate) fn retry(stage: &'static str) {
     counter!(RETRIES, "stage" => stage).increment(1);
 }

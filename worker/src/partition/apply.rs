@@ -16,6 +16,7 @@ use scoreboard_shared::redis::entry::{
 
 use super::read_cache::ReadCache;
 use super::scripts::DeadLetter;
+use crate::metrics;
 use crate::store::{
     StoreError, UserRecord, UserTotal, UserWrite, Watermark, WatermarkStore, WriteOutcome,
 };
@@ -219,6 +220,7 @@ async fn read_users(
             None => unknown.push(users[i].user),
         }
     }
+    metrics::user_records(records.len(), unknown.len());
     let hw = match cache.hw() {
         Some(hw) if unknown.is_empty() => hw,
         _ => {

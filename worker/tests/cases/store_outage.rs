@@ -28,17 +28,22 @@ async fn dynamodb_a_backlog_queued_during_a_store_outage_drains_exactly_once_thr
     store_outage_scenario(StoreUnderTest::spawned_dynamodb()).await;
 }
 
-/// Retries of the store stage reported by a worker's `/metrics`.
-async fn store_retries(worker: &WorkerProcess) -> u64 {
+/// The sum of a worker's `/metrics` samples of counter `name` whose labels contain `label`.
+async fn counter_total(worker: &WorkerProcess, name: &str, label: &str) -> u64 {
     let Some(metrics) = worker.metrics().await else {
         return 0;
     };
     metrics
         .lines()
-        .filter(|l| l.starts_with("scoreboard_worker_retries_total") && l.contains("\"store\""))
+        .filter(|l| l.starts_with(name) && l.contains(label))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .map(|v| v as u64)
         .sum()
+}
+
+/// Retries of the store stage reported by a worker's `/metrics`.
+async fn store_retries(worker: &WorkerProcess) -> u64 {
+    counter_total(worker, "scoreboard_worker_retries_total", "\"store\"").await
 }
 
 async fn store_outage_scenario(mut store: StoreUnderTest) {
@@ -148,4 +153,18 @@ async fn store_outage_scenario(mut store: StoreUnderTest) {
     assert_eq!(totals.get(USER), Some(&expected), "each event counts once");
     assert_eq!(totals.len(), 1);
     assert_eq!(board(&mut redis, P).await.get(USER), Some(&expected));
+    // One user, batches of 50: after an owner's first batch it remembers the user and reads nothing.
+    let mut remembered = 0;
+    for worker in &workers {
+        remembered += counter_total(
+            worker,
+            "scoreboard_worker_user_records_total",
+            "\"remembered\"",
+        )
+        .await;
+    }
+    assert!(
+        remembered > 0,
+        "the owners read the store for a user they had just written"
+    );
 }
