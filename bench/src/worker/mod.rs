@@ -5,14 +5,17 @@
 //! server, and by the naive per-event consumer on the same server; uniform and Zipf(1.1) popularity
 //! over 100,000 users. Prints events/s, store round trips per batch (the port's calls counted by a
 //! wrapper, and the MongoDB driver's commands seen by its command monitor), p50/p99 lag, the ratio
-//! batched/naive, and where each drain's time went.
+//! batched/naive, the store's own ceiling (the durable per-user writes of each batch and nothing else,
+//! as a ratio to naive: what bounds any design that writes each user's document), and where each
+//! drain's time went.
 //!
 //! `BENCH_WORKER_EVENTS` (default 100,000), `BENCH_WORKER_MONGO_EVENTS` (default: the same),
 //! `BENCH_WORKER_BATCHES` (default `100,500`) and
 //! `BENCH_WORKER_STORES` (default `memory,mongodb`) shrink a run.
 //!
 //! This module owns the cases and the tables; [`load`] the load (popularity, pre-filling the streams),
-//! [`drain`] the batched drain, [`naive`] the per-event consumer, [`counting`] the counting store
+//! [`drain`] the batched drain, [`naive`] the per-event consumer, [`ceiling`] the store-only ceiling,
+//! [`counting`] the counting store
 //! wrapper and [`split`] the time accounting. The leaves never depend on this module.
 
 use std::sync::Arc;
@@ -38,6 +41,7 @@ use self::counting::CountingStore;
 use self::drain::{Drained, Shape};
 use self::load::{Popularity, Prefilled, UserSampler, prefill};
 
+mod ceiling;
 mod counting;
 mod drain;
 mod load;
@@ -58,6 +62,8 @@ const POPULARITIES: [Popularity; 2] = [Popularity::Uniform, Popularity::Zipf(1.1
 const FLOOR_GAIN: f64 = 5.0;
 const FLOOR_ROUND_TRIPS: f64 = 2.0;
 const FLOOR_MEMORY_RATE: f64 = 50_000.0;
+/// The batch size of the floor on the gain, and of the store-only ceiling.
+const CEILING_BATCH: usize = 100;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum StoreKind {
@@ -387,6 +393,14 @@ pub async fn run() -> anyhow::Result<()> {
                 row.print();
                 let durable_rate = row.rate();
                 rows.push(row);
+                for partitions in PARTITION_COUNTS {
+                    for shape in [ceiling::Shape::Upsert, ceiling::Shape::InsertNew] {
+                        let mut row = bench.ceiling(popularity, partitions, shape).await?;
+                        row.gain = Some(row.rate() / rate);
+                        row.print();
+                        rows.push(row);
+                    }
+                }
                 (Some(rate), Some(durable_rate))
             } else {
                 (None, None)
@@ -525,6 +539,45 @@ impl Bench {
         Ok((row, split))
     }
 
+    /// The store-only ceiling at the floor's batch size (see [`ceiling`]), on a fresh database.
+    async fn ceiling(
+        &mut self,
+        popularity: Popularity,
+        partitions: u16,
+        shape: ceiling::Shape,
+    ) -> anyhow::Result<Row> {
+        let config = self.mongo_config();
+        let client = mongodb::Client::with_options(self.mongo_options.clone())?;
+        let db = client.database(&config.database);
+        let sampler = UserSampler::new(USERS, popularity);
+        let events = self.settings.mongo_events;
+        let (elapsed, commands, batches) = ceiling::write_only(
+            &db,
+            &config.collection,
+            &sampler,
+            events,
+            partitions,
+            CEILING_BATCH,
+            shape,
+        )
+        .await?;
+        Ok(Row {
+            store: StoreKind::Mongo,
+            popularity,
+            consumer: shape.label(),
+            partitions,
+            workers: "1".to_owned(),
+            batch: CEILING_BATCH.to_string(),
+            events,
+            elapsed,
+            batches,
+            calls_per_batch: None,
+            wire_per_batch: Some(commands as f64 / batches as f64),
+            lag: Histogram::<u64>::new(3)?,
+            gain: None,
+        })
+    }
+
     async fn naive(&mut self, popularity: Popularity, durable: bool) -> anyhow::Result<Row> {
         let mut redis = self.fresh_redis().await?;
         let sampler = UserSampler::new(USERS, popularity);
@@ -595,7 +648,7 @@ fn summarize(rows: &[Row]) {
     for popularity in POPULARITIES {
         let gains: Vec<(f64, &Row)> = rows
             .iter()
-            .filter(|r| r.popularity == popularity && r.batch == "100")
+            .filter(|r| r.popularity == popularity && r.consumer == "batched" && r.batch == "100")
             .filter_map(|r| Some((r.gain?, r)))
             .collect();
         if let (Some(low), Some(high)) = (
@@ -612,6 +665,24 @@ fn summarize(rows: &[Row]) {
                 high.1.workers,
                 verdict(high.0 >= FLOOR_GAIN),
                 verdict(low.0 >= FLOOR_GAIN),
+            );
+        }
+        let ceiling = rows
+            .iter()
+            .filter(|r| r.popularity == popularity && r.consumer.starts_with("ceil"))
+            .filter_map(|r| Some((r.gain?, r)))
+            .max_by(|a, b| a.0.total_cmp(&b.0));
+        if let Some((gain, row)) = ceiling {
+            println!(
+                "  the store alone (only each batch's durable per-user writes, no stream, store read or Redis) reaches at most \
+                 {gain:.1}x naive ({} P={}): {}",
+                row.consumer,
+                row.partitions,
+                if gain < FLOOR_GAIN {
+                    "the floor is beyond what this server allows a design that writes each user's document"
+                } else {
+                    "the floor is within this server's reach"
+                }
             );
         }
     }
