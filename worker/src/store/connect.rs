@@ -4,10 +4,14 @@
 
 use std::sync::Arc;
 
+use super::combine::CombiningStore;
 use super::dynamo::DynamoStore;
 use super::mongo::MongoStore;
 use super::{StoreError, WatermarkStore};
 use crate::config::StoreConfig;
+
+/// Combined MongoDB writes out at once per worker process (`combine.rs`).
+const MONGODB_WRITES_IN_FLIGHT: usize = 1;
 
 /// Connects to the configured store and checks it is usable (creating what it needs, e.g. indexes).
 ///
@@ -17,7 +21,10 @@ use crate::config::StoreConfig;
 /// variable to fix (`MONGODB_URI: …`, `DYNAMODB_TABLE: …`).
 pub async fn connect(config: &StoreConfig) -> Result<Arc<dyn WatermarkStore>, StoreError> {
     Ok(match config {
-        StoreConfig::MongoDb(mongo) => Arc::new(MongoStore::connect(mongo).await?),
+        StoreConfig::MongoDb(mongo) => Arc::new(CombiningStore::new(
+            Arc::new(MongoStore::connect(mongo).await?),
+            MONGODB_WRITES_IN_FLIGHT,
+        )),
         StoreConfig::DynamoDb(dynamo) => {
             let store = DynamoStore::connect(dynamo.clone()).await?;
             store.check_table().await?;

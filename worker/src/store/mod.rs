@@ -1,7 +1,9 @@
 //! The score store port: the system of record for totals. [`WatermarkStore`] (`watermark.rs`): a
 //! compare-and-set on each user's watermark, per partition, implemented by the MongoDB, DynamoDB and
-//! memory adapters; [`connect`] builds the configured one.
+//! memory adapters; [`connect`] builds the configured one (MongoDB behind [`combine::CombiningStore`],
+//! which sends the concurrent writes of a worker's owners as one command).
 
+pub mod combine;
 mod connect;
 pub mod dynamo;
 pub mod memory;
@@ -10,7 +12,7 @@ mod watermark;
 
 pub use connect::connect;
 pub use watermark::{
-    PartitionRead, UserRecord, UserWrite, Watermark, WatermarkStore, WriteOutcome,
+    PartitionRead, PartitionWrite, UserRecord, UserWrite, Watermark, WatermarkStore, WriteOutcome,
 };
 
 /// A user's absolute total in the store.
@@ -75,6 +77,16 @@ impl StoreError {
     pub fn message(&self) -> &str {
         match self {
             Self::Unavailable { message, .. } | Self::Unexpected { message, .. } => message,
+        }
+    }
+
+    /// The same kind and message for another caller of the one call that failed (the source, which
+    /// cannot be cloned, stays with the original).
+    #[must_use]
+    pub fn duplicate(&self) -> Self {
+        match self {
+            Self::Unavailable { message, .. } => Self::unavailable(message.clone()),
+            Self::Unexpected { message, .. } => Self::unexpected(message.clone()),
         }
     }
 

@@ -91,6 +91,15 @@ pub struct UserWrite {
     pub new_wm: Watermark,
 }
 
+/// One partition's [`WatermarkStore::write`], for [`WatermarkStore::write_many`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionWrite {
+    pub partition: u16,
+    pub writes: Vec<UserWrite>,
+    pub hw_read: Option<Watermark>,
+    pub hw: Watermark,
+}
+
 /// How one user's write ended.
 #[derive(Debug)]
 pub enum WriteOutcome {
@@ -128,6 +137,24 @@ pub trait WatermarkStore: Send + Sync + fmt::Debug {
         hw_read: Option<Watermark>,
         hw: Watermark,
     ) -> Result<Vec<WriteOutcome>, StoreError>;
+
+    /// The writes of several partitions (each as [`Self::write`]), in one round trip where the store can
+    /// (MongoDB: one unordered `update`); the partitions share no users or `hw`, so their statements are
+    /// independent. One result per partition write, in order; a failure of a shared call fails each of
+    /// the writes it carried. The default makes one [`Self::write`] per partition.
+    async fn write_many(
+        &self,
+        batches: &[PartitionWrite],
+    ) -> Vec<Result<Vec<WriteOutcome>, StoreError>> {
+        let mut results = Vec::with_capacity(batches.len());
+        for batch in batches {
+            results.push(
+                self.write(batch.partition, &batch.writes, batch.hw_read, batch.hw)
+                    .await,
+            );
+        }
+        results
+    }
 
     /// Every user of `partition` with their total, in no particular order (rebuilding the Redis cache).
     fn partition_totals(&self, partition: u16) -> BoxStream<'_, Result<UserTotal, StoreError>>;

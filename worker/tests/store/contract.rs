@@ -2,7 +2,8 @@
 //! against each adapter (memory, MongoDB on the test kit's server, DynamoDB Local): a compare-and-set on
 //! each user's `wm` (first write, hit, stale miss, a `None` expectation on a user with a `wm`, two
 //! writers at once), reads of existing users and the partition's `hw`, `hw` raised but never lowered,
-//! partition scans, a poisoned user refused alone, outages failing the whole call, and the migration of
+//! partition scans, a poisoned user refused alone, several partitions written in one call (each keeps
+//! its own outcomes and `hw`), outages failing the whole call, and the migration of
 //! v1 records (seeded as v1 left them). `contract_cases!` instantiates each case per adapter.
 
 use std::collections::BTreeMap;
@@ -19,7 +20,8 @@ use scoreboard_worker::store::dynamo::{DynamoStore, RetryPolicy};
 use scoreboard_worker::store::memory::MemoryStore;
 use scoreboard_worker::store::mongo::MongoStore;
 use scoreboard_worker::store::{
-    StoreError, UserRecord, UserTotal, UserWrite, Watermark, WatermarkStore, WriteOutcome,
+    PartitionWrite, StoreError, UserRecord, UserTotal, UserWrite, Watermark, WatermarkStore,
+    WriteOutcome,
 };
 
 /// A store under test and the server behind it.
@@ -122,7 +124,8 @@ impl Backend {
     /// Makes the store unreachable (memory: the next call fails as unavailable).
     fn outage(&mut self) {
         match &mut self.kind {
-            Kind::Memory(store) => store.fail_next(1),
+            // The single write and each partition of the `write_many` (the default makes one call each).
+            Kind::Memory(store) => store.fail_next(3),
             Kind::Mongo { server, .. } => server.stop(),
             Kind::Dynamo { server, .. } => server.stop(),
         }
@@ -500,6 +503,74 @@ pub async fn a_poisoned_user_is_refused_alone(backend: Backend) {
     assert_eq!(record(store, 1, "cyd").await.unwrap().score, 5);
 }
 
+pub async fn several_partitions_written_in_one_call_keep_their_outcomes_apart(backend: Backend) {
+    let store = backend.store.as_ref();
+    store
+        .write(1, &[write("ann", None, 1, 10)], None, wm(10))
+        .await
+        .unwrap();
+    store
+        .write(
+            2,
+            &[write("bob", None, 1, 10), write("cyd", None, 1, 10)],
+            None,
+            wm(10),
+        )
+        .await
+        .unwrap();
+    backend.poison("cyd").await;
+
+    let results = store
+        .write_many(&[
+            // Partition 1: a stale expectation for ann (a conflict), a new user, hw read right.
+            PartitionWrite {
+                partition: 1,
+                writes: vec![
+                    write("ann", Some((wm(5), 1)), 2, 20),
+                    write("dan", None, 3, 20),
+                ],
+                hw_read: Some(wm(10)),
+                hw: wm(20),
+            },
+            // Partition 2: bob applies, the poisoned cyd is refused alone, hw read stale (raised anyway).
+            PartitionWrite {
+                partition: 2,
+                writes: vec![
+                    write("bob", Some((wm(10), 1)), 4, 30),
+                    write("cyd", Some((wm(10), 1)), 4, 30),
+                ],
+                hw_read: None,
+                hw: wm(30),
+            },
+        ])
+        .await;
+
+    assert_eq!(results.len(), 2);
+    let first = results[0].as_ref().expect("partition 1");
+    assert!(matches!(first[0], WriteOutcome::Conflict), "{first:?}");
+    assert_eq!(applied(&first[1]), Some(3));
+    let second = results[1].as_ref().expect("partition 2");
+    assert_eq!(applied(&second[0]), Some(5));
+    assert!(
+        matches!(&second[1], WriteOutcome::Refused(e) if !e.is_transient()),
+        "{second:?}"
+    );
+    assert_eq!(
+        totals(store, 1).await,
+        BTreeMap::from([("ann".to_owned(), 1), ("dan".to_owned(), 3)])
+    );
+    assert_eq!(record(store, 2, "bob").await.unwrap().score, 5);
+    assert_eq!(
+        record(store, 2, "cyd").await.unwrap().wm,
+        Some(wm(10)),
+        "cyd unchanged"
+    );
+    assert_eq!(
+        (hw_of(store, 1).await, hw_of(store, 2).await),
+        (Some(wm(20)), Some(wm(30)))
+    );
+}
+
 pub async fn an_outage_fails_the_whole_call_as_unavailable(mut backend: Backend) {
     if !backend.is_spawned_mongo_or_other() {
         return; // a shared mongod cannot be stopped by one test
@@ -523,6 +594,21 @@ pub async fn an_outage_fails_the_whole_call_as_unavailable(mut backend: Backend)
         .unwrap_err();
 
     assert!(matches!(error, StoreError::Unavailable { .. }), "{error:?}");
+    // Several partitions in one call: each of them fails.
+    let batch = |partition| PartitionWrite {
+        partition,
+        writes: vec![write("ann", None, 1, 30)],
+        hw_read: None,
+        hw: wm(30),
+    };
+    let results = backend.store.write_many(&[batch(1), batch(2)]).await;
+    assert_eq!(results.len(), 2);
+    for result in results {
+        assert!(
+            matches!(result, Err(StoreError::Unavailable { .. })),
+            "{result:?}"
+        );
+    }
 }
 
 pub async fn migrate_gives_v1_records_a_partition_drops_leftovers_and_is_idempotent(
@@ -634,6 +720,7 @@ contract_cases!(
     hw_is_raised_from_a_stale_read_and_never_lowered,
     partition_totals_lists_exactly_that_partitions_users,
     a_poisoned_user_is_refused_alone,
+    several_partitions_written_in_one_call_keep_their_outcomes_apart,
     an_outage_fails_the_whole_call_as_unavailable,
     migrate_gives_v1_records_a_partition_drops_leftovers_and_is_idempotent,
     ping_answers_when_the_store_is_reachable,

@@ -18,8 +18,8 @@ use super::bulk::{Statement, durable};
 use super::errors::store_error;
 use super::{MongoStore, lenient_u64, to_total};
 use crate::store::{
-    PartitionRead, StoreError, UserRecord, UserTotal, UserWrite, Watermark, WatermarkStore,
-    WriteOutcome,
+    PartitionRead, PartitionWrite, StoreError, UserRecord, UserTotal, UserWrite, Watermark,
+    WatermarkStore, WriteOutcome,
 };
 
 /// Prefix of the `_id` of a partition's high-water mark document.
@@ -94,6 +94,32 @@ fn hw_statement(partition: u16, read: Option<Watermark>, hw: Watermark) -> Docum
     }
 }
 
+/// What one statement of a combined `update` is for.
+#[derive(Debug, Clone, Copy)]
+enum Slot {
+    /// Write `write` of batch `batch`.
+    User { batch: usize, write: usize },
+    /// The `hw` raise of batch `batch`.
+    Hw { batch: usize },
+}
+
+/// A user's outcome from its statement's: a hit proves the score was the one read.
+fn user_outcome(write: &UserWrite, statement: Statement) -> WriteOutcome {
+    match statement {
+        Statement::Done => WriteOutcome::Applied {
+            score: write.expected_score + write.increment,
+        },
+        Statement::DuplicateKey => WriteOutcome::Conflict,
+        Statement::Failed { code, message } => {
+            WriteOutcome::Refused(StoreError::unexpected(format!(
+                "MongoDB refused the write of {:?} (code {}): {message}",
+                write.user_id,
+                code.map_or_else(|| "none".to_owned(), |c| c.to_string())
+            )))
+        }
+    }
+}
+
 impl MongoStore {
     /// The stored `hw` of `partition` (a strongly consistent read on the primary).
     async fn read_hw(&self, partition: u16) -> Result<Option<Watermark>, StoreError> {
@@ -130,6 +156,87 @@ impl MongoStore {
         Err(StoreError::unavailable(format!(
             "hw of partition {partition} kept changing: {HW_ATTEMPTS} attempts"
         )))
+    }
+
+    /// The writes of `batches` (each user's compare-and-set, each partition's `hw` raise) as one
+    /// unordered `update`; a partition whose `hw` statement missed raises it with [`Self::raise_hw`].
+    async fn write_partitions(
+        &self,
+        batches: &[PartitionWrite],
+    ) -> Vec<Result<Vec<WriteOutcome>, StoreError>> {
+        let mut outcomes: Vec<Vec<Option<WriteOutcome>>> = batches
+            .iter()
+            .map(|b| b.writes.iter().map(|_| None).collect())
+            .collect();
+        let mut statements = Vec::new();
+        let mut slots = Vec::new();
+        for (b, batch) in batches.iter().enumerate() {
+            for (i, write) in batch.writes.iter().enumerate() {
+                match i64::try_from(write.increment) {
+                    Ok(increment) => {
+                        statements.push(user_statement(batch.partition, write, increment));
+                        slots.push(Slot::User { batch: b, write: i });
+                    }
+                    Err(_) => {
+                        outcomes[b][i] =
+                            Some(WriteOutcome::Refused(StoreError::unexpected(format!(
+                                "increment {} of {:?} does not fit a 64-bit integer",
+                                write.increment, write.user_id
+                            ))));
+                    }
+                }
+            }
+            if batch.hw_read < Some(batch.hw) {
+                statements.push(hw_statement(batch.partition, batch.hw_read, batch.hw));
+                slots.push(Slot::Hw { batch: b });
+            }
+        }
+        let mut failed: Vec<Option<StoreError>> = batches.iter().map(|_| None).collect();
+        let mut hw_missed = vec![false; batches.len()];
+        if !statements.is_empty() {
+            let reply = match self.bulk_update(statements, Some(durable())).await {
+                Ok(reply) => reply,
+                Err(error) => return batches.iter().map(|_| Err(error.duplicate())).collect(),
+            };
+            for (statement, slot) in reply.statements.into_iter().zip(&slots) {
+                match (*slot, statement) {
+                    (Slot::Hw { .. }, Statement::Done) => {}
+                    (Slot::Hw { batch }, Statement::DuplicateKey) => hw_missed[batch] = true,
+                    (Slot::Hw { batch }, Statement::Failed { message, .. }) => {
+                        failed[batch] = Some(StoreError::unexpected(format!(
+                            "MongoDB refused raising hw of partition {}: {message}",
+                            batches[batch].partition
+                        )));
+                    }
+                    (Slot::User { batch, write: i }, statement) => {
+                        let write = &batches[batch].writes[i];
+                        outcomes[batch][i] = Some(user_outcome(write, statement));
+                    }
+                }
+            }
+        }
+        let mut results = Vec::with_capacity(batches.len());
+        for (b, batch) in batches.iter().enumerate() {
+            if let Some(error) = failed[b].take() {
+                results.push(Err(error));
+                continue;
+            }
+            if hw_missed[b]
+                && let Err(error) = self.raise_hw(batch.partition, batch.hw).await
+            {
+                results.push(Err(error));
+                continue;
+            }
+            results.push(
+                std::mem::take(&mut outcomes[b])
+                    .into_iter()
+                    .map(|o| {
+                        o.ok_or_else(|| StoreError::unexpected("MongoDB: a statement went missing"))
+                    })
+                    .collect(),
+            );
+        }
+        results
     }
 }
 
@@ -171,67 +278,23 @@ impl WatermarkStore for MongoStore {
         hw_read: Option<Watermark>,
         hw: Watermark,
     ) -> Result<Vec<WriteOutcome>, StoreError> {
-        let mut outcomes: Vec<Option<WriteOutcome>> = writes.iter().map(|_| None).collect();
-        let mut statements = Vec::with_capacity(writes.len() + 1);
-        // Which write each statement is; the hw statement, if any, comes last.
-        let mut write_of = Vec::with_capacity(writes.len());
-        for (i, write) in writes.iter().enumerate() {
-            match i64::try_from(write.increment) {
-                Ok(increment) => {
-                    statements.push(user_statement(partition, write, increment));
-                    write_of.push(i);
-                }
-                Err(_) => {
-                    outcomes[i] = Some(WriteOutcome::Refused(StoreError::unexpected(format!(
-                        "increment {} of {:?} does not fit a 64-bit integer",
-                        write.increment, write.user_id
-                    ))));
-                }
-            }
-        }
-        let raise_hw = hw_read < Some(hw);
-        if raise_hw {
-            statements.push(hw_statement(partition, hw_read, hw));
-        }
-        let mut hw_missed = false;
-        if !statements.is_empty() {
-            let reply = self.bulk_update(statements, Some(durable())).await?;
-            for (index, statement) in reply.statements.into_iter().enumerate() {
-                let Some(&i) = write_of.get(index) else {
-                    match statement {
-                        Statement::Done => {}
-                        Statement::DuplicateKey => hw_missed = true,
-                        Statement::Failed { message, .. } => {
-                            return Err(StoreError::unexpected(format!(
-                                "MongoDB refused raising hw of partition {partition}: {message}"
-                            )));
-                        }
-                    }
-                    continue;
-                };
-                let write = &writes[i];
-                outcomes[i] = Some(match statement {
-                    Statement::Done => WriteOutcome::Applied {
-                        score: write.expected_score + write.increment,
-                    },
-                    Statement::DuplicateKey => WriteOutcome::Conflict,
-                    Statement::Failed { code, message } => {
-                        WriteOutcome::Refused(StoreError::unexpected(format!(
-                            "MongoDB refused the write of {:?} (code {}): {message}",
-                            write.user_id,
-                            code.map_or_else(|| "none".to_owned(), |c| c.to_string())
-                        )))
-                    }
-                });
-            }
-        }
-        if hw_missed {
-            self.raise_hw(partition, hw).await?;
-        }
-        outcomes
-            .into_iter()
-            .map(|o| o.ok_or_else(|| StoreError::unexpected("MongoDB: a statement went missing")))
-            .collect()
+        let batch = PartitionWrite {
+            partition,
+            writes: writes.to_vec(),
+            hw_read,
+            hw,
+        };
+        self.write_partitions(std::slice::from_ref(&batch))
+            .await
+            .pop()
+            .unwrap_or_else(|| Err(StoreError::unexpected("MongoDB: a write went missing")))
+    }
+
+    async fn write_many(
+        &self,
+        batches: &[PartitionWrite],
+    ) -> Vec<Result<Vec<WriteOutcome>, StoreError>> {
+        self.write_partitions(batches).await
     }
 
     fn partition_totals(&self, partition: u16) -> BoxStream<'_, Result<UserTotal, StoreError>> {
