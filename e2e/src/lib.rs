@@ -13,4 +13,4 @@ mod stack;
 pub use options::{CLUSTER_MASTERS, Ports, StackOptions, workspace_root};
 pub use proc::Proc;
 pub use sse_client::{Message, SseClient};
-pub use stack::Stack;
+pub use stack::{DURABLE_REDIS, Stack};

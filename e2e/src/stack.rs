@@ -22,7 +22,7 @@ const WARM_UP: Duration = Duration::from_secs(600);
 
 /// AOF with an fsync before every acknowledgement: the durability the contract asks of a Redis without
 /// replicas (§5.4), on the standalone server and on every cluster master alike.
-const DURABLE: [&str; 6] = [
+pub const DURABLE_REDIS: [&str; 6] = [
     "--save",
     "",
     "--appendonly",
@@ -103,7 +103,7 @@ impl Stack {
             step(&format!(
                 "starting a Redis Cluster ({CLUSTER_MASTERS} masters)"
             ));
-            let cluster = RedisCluster::start_with(CLUSTER_MASTERS, 0, &DURABLE);
+            let cluster = RedisCluster::start_with(CLUSTER_MASTERS, 0, &DURABLE_REDIS);
             let url = cluster.url();
             (Redis::Cluster(cluster), url)
         } else {
@@ -116,7 +116,7 @@ impl Stack {
                 .args(["--port", &redis_port.to_string(), "--bind", "127.0.0.1"])
                 .arg("--dir")
                 .arg(&redis_dir)
-                .args(DURABLE)
+                .args(DURABLE_REDIS)
                 .args(["--daemonize", "no"]);
             let mut redis = Proc::spawn("redis-server", redis_cmd, &dir_path.join("redis.log"));
             redis.wait_port(redis_port, Duration::from_secs(10));

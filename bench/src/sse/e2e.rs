@@ -2,8 +2,9 @@
 //! in process (the Lambda's code without the emulator's HTTP hop) with the worker and the SSE server as
 //! child processes, and (b) the whole stack of the end-to-end tests (`scoreboard_e2e::Stack`): the update
 //! function under the Lambda emulator (`cargo lambda watch`), called over HTTP, the worker and the SSE
-//! server binaries of this profile. In both, the update's `202` is timed at the sender and raw SSE clients
-//! here see the new score.
+//! server binaries of this profile. In both, Redis runs AOF `appendfsync always` (the durability §5.4 asks
+//! of a Redis without replicas), the update's `202` is timed at the sender and raw SSE clients here see
+//! the new score.
 //!
 //! Ten users, so every update changes the top 10 and is published. Each user's updates are sequential, so
 //! the n-th accepted update of a user is delivered by the first snapshot showing that user at score ≥ n.
@@ -15,7 +16,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use hdrhistogram::Histogram;
 use lambda_http::Body;
-use scoreboard_e2e::{Stack, StackOptions};
+use scoreboard_e2e::{DURABLE_REDIS, Stack, StackOptions};
 use scoreboard_shared::config::Env;
 use scoreboard_shared::snapshot::Snapshot;
 use scoreboard_testkit::{RedisServer, free_port};
@@ -99,7 +100,8 @@ impl Updater {
 }
 
 async fn in_process() -> anyhow::Result<()> {
-    let redis = RedisServer::start();
+    // The same durability as the stack's: AOF with an fsync before every acknowledgement (§5.4).
+    let redis = RedisServer::start_with(&DURABLE_REDIS);
     let dir = tempfile_dir()?;
     let (_mongo, mongo_port) = start_mongo(&dir).await?;
 

@@ -34,6 +34,7 @@ use scoreboard_shared::redis::connect_lazy;
 use scoreboard_testkit::{MongoServer, RedisServer};
 use scoreboard_worker::config::{Env, MongoConfig};
 use scoreboard_worker::store::WatermarkStore;
+use scoreboard_worker::store::combine::{CombiningStore, MONGODB_WRITES_IN_FLIGHT};
 use scoreboard_worker::store::memory::MemoryStore;
 use scoreboard_worker::store::mongo::MongoStore;
 
@@ -481,6 +482,8 @@ impl Bench {
                 let config = self.mongo_config();
                 let (options, count) = monitored_options(&self.mongo_options);
                 let store = MongoStore::with_options(options, &config).await?;
+                // As the worker binary runs it (`store::connect`): writes combined across owners.
+                let store = CombiningStore::new(Arc::new(store), MONGODB_WRITES_IN_FLIGHT);
                 (Arc::new(store), Some(count))
             }
         };

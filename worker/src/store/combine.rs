@@ -18,6 +18,10 @@ use super::{
     WriteOutcome,
 };
 
+/// Combined MongoDB calls out at once per worker process: one, since a batch that waits for it goes out
+/// with all the others queued meanwhile (nx-27017 runs commands one at a time anyway).
+pub const MONGODB_WRITES_IN_FLIGHT: usize = 1;
+
 /// At most this many user writes in one combined call (a MongoDB command stays far below its 16 MiB
 /// and 100,000-statement limits).
 const MAX_COMBINED_WRITES: usize = 5_000;

@@ -4,14 +4,11 @@
 
 use std::sync::Arc;
 
-use super::combine::CombiningStore;
+use super::combine::{CombiningStore, MONGODB_WRITES_IN_FLIGHT};
 use super::dynamo::DynamoStore;
 use super::mongo::MongoStore;
 use super::{StoreError, WatermarkStore};
 use crate::config::StoreConfig;
-
-/// Combined MongoDB writes out at once per worker process (`combine.rs`).
-const MONGODB_WRITES_IN_FLIGHT: usize = 1;
 
 /// Connects to the configured store and checks it is usable (creating what it needs, e.g. indexes).
 ///
