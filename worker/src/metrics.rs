@@ -32,6 +32,8 @@ pub const PARTITION_BACKLOG: &str = "scoreboard_worker_partition_backlog";
 pub const PARTITION_DLQ: &str = "scoreboard_worker_partition_dlq_total";
 pub const STREAM_BEHIND_STORE: &str = "scoreboard_worker_stream_behind_store_total";
 pub const MERGES: &str = "scoreboard_worker_merges_total";
+pub const MERGE_SECONDS: &str = "scoreboard_worker_merge_seconds";
+pub const WRITE_GROUP_SIZE: &str = "scoreboard_worker_store_write_group_size";
 pub const MERGER_HELD: &str = "scoreboard_worker_merger_held";
 
 pub(crate) fn partition_batch(
@@ -79,8 +81,15 @@ pub(crate) fn stream_behind_store(partition: u16, behind: bool) {
         .increment(u64::from(behind));
 }
 
-pub(crate) fn merge(outcome: &'static str) {
+/// One merge: its outcome and how long reading the partition tops and publishing took.
+pub(crate) fn merge(outcome: &'static str, took: Duration) {
     counter!(MERGES, "outcome" => outcome).increment(1);
+    histogram!(MERGE_SECONDS).record(took.as_secs_f64());
+}
+
+/// Partition batches carried by one combined store write (`store/combine.rs`).
+pub(crate) fn write_group(batches: usize) {
+    histogram!(WRITE_GROUP_SIZE).record(batches as f64);
 }
 
 pub(crate) fn merger_held(held: bool) {

@@ -115,6 +115,7 @@ impl Merger {
         let Some(lease) = self.lease.clone() else {
             return Ok(MergeOutcome::Fenced);
         };
+        let started = Instant::now();
         // One GET per partition, side by side: on a cluster the tops live in different slots.
         let raw: Vec<Option<String>> =
             fan_out::query_each(&self.redis, 0..self.config.partitions, |keys| {
@@ -124,7 +125,7 @@ impl Merger {
         let mut tops = Vec::with_capacity(raw.len());
         for (partition, top) in raw.into_iter().enumerate() {
             let Some(top) = top else {
-                metrics::merge("unbuilt");
+                metrics::merge("unbuilt", started.elapsed());
                 return Ok(MergeOutcome::Unbuilt);
             };
             let top: PartitionTop = serde_json::from_str(&top).map_err(|e| {
@@ -156,16 +157,16 @@ impl Merger {
                 tracing::warn!("merger lease lost");
                 self.lease = None;
                 metrics::merger_held(false);
-                metrics::merge("fenced");
+                metrics::merge("fenced", started.elapsed());
                 MergeOutcome::Fenced
             }
             "published" => {
                 self.last_published = version;
-                metrics::merge("published");
+                metrics::merge("published", started.elapsed());
                 MergeOutcome::Published { version }
             }
             _ => {
-                metrics::merge("unchanged");
+                metrics::merge("unchanged", started.elapsed());
                 MergeOutcome::Unchanged
             }
         })

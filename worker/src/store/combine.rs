@@ -68,6 +68,7 @@ async fn combine(
             writes += next.0.writes.len();
             group.push(next);
         }
+        crate::metrics::write_group(group.len());
         let inner = inner.clone();
         tokio::spawn(async move {
             let (batches, replies): (Vec<_>, Vec<_>) = group.into_iter().unzip();
