@@ -5,7 +5,9 @@
 //! worker adds no delay; a busy one sends one command for many partitions' batches instead of one each,
 //! which saves the store its per-command cost (the write concern wait, and on nx-27017 about 2 ms of
 //! Python per command). Each partition's statements stay its own compare-and-sets, so a refused user
-//! or a missed `hw` is still per partition; reads, rebuild scans and the rest pass through.
+//! or a missed `hw` is still per partition; reads, rebuild scans and the rest pass through. The price is
+//! bounded: a partition's write waits for at most the one call out (other partitions' batches), and a
+//! partition in retry backoff holds no call slot while it waits.
 
 use std::sync::Arc;
 
@@ -22,8 +24,8 @@ use super::{
 /// with all the others queued meanwhile (nx-27017 runs commands one at a time anyway).
 pub const MONGODB_WRITES_IN_FLIGHT: usize = 1;
 
-/// At most this many user writes in one combined call (a MongoDB command stays far below its 16 MiB
-/// and 100,000-statement limits).
+/// A combined call takes no more batches once it carries this many user writes (so, with batches of at
+/// most `WORKER_BATCH_SIZE` ≤ 10,000 entries, a command stays below MongoDB's 100,000 statements).
 const MAX_COMBINED_WRITES: usize = 5_000;
 
 type Reply = oneshot::Sender<Result<Vec<WriteOutcome>, StoreError>>;
