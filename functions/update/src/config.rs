@@ -60,6 +60,15 @@ fn replica_wait(env: &Env) -> Result<Option<ReplicaWait>, ConfigError> {
     let replicas: u32 = env.parse_in("UPDATE_WAIT_REPLICAS", 0, 0..=16)?;
     // `WAIT` with a timeout of 0 blocks for ever: the range starts at 1.
     let timeout_ms: u64 = env.parse_in("UPDATE_WAIT_TIMEOUT_MS", 200, 1..=10_000)?;
+    // A `WAIT` outlasting the client's response timeout would fail as `unavailable`, never as
+    // `not-replicated`: refuse the combination at start.
+    let response_ms = scoreboard_shared::config::response_timeout_ms(env)?;
+    if replicas > 0 && timeout_ms >= response_ms {
+        return Err(ConfigError::new(
+            "UPDATE_WAIT_TIMEOUT_MS",
+            format!("must be below REDIS_RESPONSE_TIMEOUT_MS ({response_ms} ms)"),
+        ));
+    }
     Ok((replicas > 0).then(|| ReplicaWait {
         replicas,
         timeout: Duration::from_millis(timeout_ms),
@@ -116,7 +125,7 @@ mod tests {
             ("UPDATE_WAIT_TIMEOUT_MS", "0"),
             ("UPDATE_WAIT_TIMEOUT_MS", "10001"),
         ] {
-            let env = Env::from_pairs([(var, value)]);
+            let env = Env::from_pairs([("UPDATE_WAIT_REPLICAS", "1"), (var, value)]);
             assert_eq!(
                 UpdateConfig::from_env(&env).unwrap_err().var,
                 var,
@@ -131,6 +140,31 @@ mod tests {
         assert_eq!(
             UpdateConfig::from_env(&env).unwrap_err().var,
             "RATE_LIMIT_PER_SEC"
+        );
+    }
+
+    #[test]
+    fn a_replica_wait_as_long_as_the_redis_response_timeout_is_refused() {
+        let env = Env::from_pairs([
+            ("UPDATE_WAIT_REPLICAS", "1"),
+            ("UPDATE_WAIT_TIMEOUT_MS", "1000"),
+        ]);
+        let error = UpdateConfig::from_env(&env).unwrap_err();
+        assert_eq!(error.var, "UPDATE_WAIT_TIMEOUT_MS");
+        assert!(
+            error.to_string().contains("REDIS_RESPONSE_TIMEOUT_MS"),
+            "{error}"
+        );
+        let longer = Env::from_pairs([
+            ("UPDATE_WAIT_REPLICAS", "1"),
+            ("UPDATE_WAIT_TIMEOUT_MS", "1000"),
+            ("REDIS_RESPONSE_TIMEOUT_MS", "1500"),
+        ]);
+        assert!(
+            UpdateConfig::from_env(&longer)
+                .unwrap()
+                .replica_wait
+                .is_some()
         );
     }
 }

@@ -14,4 +14,4 @@ pub use env::{ConfigError, Env};
 pub use leaderboard::LeaderboardConfig;
 pub use partitions::{MAX_PARTITIONS, PartitionsConfig};
 pub use rate_limit::RateLimit;
-pub use redis::RedisConfig;
+pub use redis::{RedisConfig, response_timeout_ms};

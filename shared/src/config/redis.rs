@@ -54,7 +54,7 @@ impl RedisConfig {
             ));
         }
         let connect_ms = env.parse_in("REDIS_CONNECT_TIMEOUT_MS", 1_000u64, 10..=60_000)?;
-        let response_ms = env.parse_in("REDIS_RESPONSE_TIMEOUT_MS", 1_000u64, 10..=60_000)?;
+        let response_ms = response_timeout_ms(env)?;
         let ca_cert_pem = match env.optional("REDIS_CA_CERT_FILE") {
             None => None,
             Some(path) => Some(std::fs::read(&path).map_err(|e| {
@@ -69,6 +69,15 @@ impl RedisConfig {
             response_timeout: Duration::from_millis(response_ms),
         })
     }
+}
+
+/// `REDIS_RESPONSE_TIMEOUT_MS` (default 1,000): how long a command may take before it fails as unavailable.
+/// Also read by settings that must stay below it (the update function's `UPDATE_WAIT_TIMEOUT_MS`).
+///
+/// # Errors
+/// When it is not a number of milliseconds in 10..=60,000.
+pub fn response_timeout_ms(env: &Env) -> Result<u64, ConfigError> {
+    env.parse_in("REDIS_RESPONSE_TIMEOUT_MS", 1_000u64, 10..=60_000)
 }
 
 #[cfg(test)]

@@ -14,9 +14,12 @@ use scoreboard_testkit::{RedisCluster, RedisServer};
 use crate::helpers::*;
 
 const BODY: &str = r#"{"scoreIncrement":1}"#;
+/// A `WAIT` returns as soon as the replica acknowledges, so the timeout only bounds the paused cases: long
+/// enough for a running replica to answer on a loaded CI machine (300 ms was not, once), and below the
+/// Redis response timeout (1 s), past which the answer would be `unavailable`.
 const WAIT: [(&str, &str); 2] = [
     ("UPDATE_WAIT_REPLICAS", "1"),
-    ("UPDATE_WAIT_TIMEOUT_MS", "300"),
+    ("UPDATE_WAIT_TIMEOUT_MS", "800"),
 ];
 
 fn update(user: &str, key: &str) -> lambda_http::Request {
@@ -80,12 +83,28 @@ async fn online_replicas(master_port: u16, count: usize) -> Vec<u16> {
                     .and_then(|p| p.parse().ok())
             })
             .collect();
-        if ports.len() >= count {
+        if ports.len() >= count && acknowledging(&mut master, count).await {
             return ports;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("the master on {master_port} has no {count} online replicas");
+}
+
+/// Whether `count` replicas acknowledge a write within 200 ms (`WAIT` on a write of its own): a replica
+/// reported online may not acknowledge yet right after its sync. A cluster master refuses the probe's key
+/// unless it owns its slot (`MOVED`); it is then taken at its word, as before.
+async fn acknowledging(master: &mut redis::aio::MultiplexedConnection, count: usize) -> bool {
+    let probe: redis::RedisResult<((), usize)> = redis::pipe()
+        .cmd("SET")
+        .arg("replica-probe")
+        .arg("1")
+        .cmd("WAIT")
+        .arg(count)
+        .arg(200)
+        .query_async(master)
+        .await;
+    probe.map_or(true, |(_, acknowledged)| acknowledged >= count)
 }
 
 async fn stream_len_on(port: u16, user: &str) -> usize {
